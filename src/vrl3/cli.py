@@ -1,0 +1,42 @@
+"""The `vrl3` command: one subcommand per workflow step."""
+
+import argparse
+import importlib
+import sys
+
+from vrl3.errors import UserError
+
+# subcommand -> module with add_arguments(parser) and run(args); imported lazily so `vrl3 --help` is fast
+SUBCOMMANDS = {
+    "demos": ("vrl3.demos.cli", "get human/expert/minari demonstrations and re-render them to pixels"),
+    "train": ("vrl3.train.cli", "run the stages a run still lacks (stage 2, then stage 3)"),
+    "pretrain": ("vrl3.stage1.cli", "stage 1: pretrain a ResNet84 encoder on an ImageFolder"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vrl3", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except UserError as error:
+        print(f"vrl3 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vrl3 {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
