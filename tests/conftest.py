@@ -1,0 +1,21 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def mirror_dir() -> Path:
+    """The hand_dapg mirror: $VRL3_MIRROR, else ../shared/data/hand_dapg beside the checkout."""
+    return Path(os.environ.get("VRL3_MIRROR", REPO_ROOT.parent / "shared" / "data" / "hand_dapg"))
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    path = mirror_dir()
+    if not (path / "demonstrations").is_dir():
+        pytest.skip(f"hand_dapg mirror not found at {path}; set VRL3_MIRROR to a copy of hand_dapg to run this test")
+    return path
