@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything vrl3-repro needs into ./.venv (Python >= 3.10), plus the EGL libraries MuJoCo renders with.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libegl1 libegl-mesa0 libgl1 libgles2 >/dev/null
+  else
+    echo "install.sh: libEGL is missing; install your distribution's libegl1 + Mesa (e.g. apt-get install libegl1 libegl-mesa0)" >&2
+    exit 1
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[workflow,test]'
+echo "install.sh: done; activate with 'source .venv/bin/activate'"

@@ -1,0 +1,76 @@
+"""The run config: one YAML file (shared with Snakemake and DVC) plus `key=value` overrides."""
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+from omegaconf import OmegaConf
+
+from vrl3.errors import UserError
+from vrl3.tasks import get_task
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+SCHEMA_PATH = DATA_DIR / "config.schema.yaml"  # link to workflow/schemas/config.schema.yaml
+DEFAULTS_PATH = DATA_DIR / "defaults.yaml"  # link to config/config.yaml: the paper's values
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def _unknown_key(error: jsonschema.ValidationError) -> str:
+    # jsonschema words these as "... ('name' was unexpected)" / "... ('name' were unexpected)"
+    quoted = error.message.split("(")[-1].split("'")
+    return quoted[1] if len(quoted) > 2 else "?"
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        parts.append(_unknown_key(error))
+    return ".".join(parts) or "<top level>"
+
+
+def validate(config: dict, source: str) -> None:
+    """Raise UserError naming the first offending key of `config` (read from `source`)."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    # a failing subschema leaves its keys "unevaluated": report the real failure before those
+    errors = sorted(validator.iter_errors(config),
+                    key=lambda e: (e.validator == "unevaluatedProperties", len(e.path), [str(p) for p in e.path]))
+    if not errors:
+        return
+    error = errors[0]
+    key = _key_path(error)
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        raise UserError(f"{source}: unknown config key '{key}': check its spelling against config/config.yaml")
+    raise UserError(f"{source}: bad value for config key '{key}': {error.message}")
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
+    """The paper defaults, overlaid by `path`, its per-task overrides and `key=value` dotlist overrides.
+
+    As with Snakemake's --configfile, `path` may hold only the keys it changes (config/smoke.yaml does).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found: pass an existing YAML file to --config")
+    try:
+        config = OmegaConf.merge(OmegaConf.load(DEFAULTS_PATH), OmegaConf.load(path))
+    except Exception as error:  # yaml errors come in many classes
+        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]}): fix the file") from None
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r} is not key=value: write e.g. seed=2")
+    try:
+        cli = OmegaConf.from_dotlist(list(overrides))
+        task_name = OmegaConf.merge(config, cli).get("task")
+        per_task = (config.get("task_overrides") or {}).get(task_name) or {}
+        resolved = OmegaConf.to_container(OmegaConf.merge(config, per_task, cli), resolve=True)
+    except Exception as error:
+        raise UserError(f"{path}: cannot apply overrides {list(overrides)}: {error}") from None
+    source = f"{path}" + (f" with overrides {' '.join(overrides)}" if overrides else "")
+    validate(resolved, source)
+    task = get_task(resolved["task"])
+    if resolved["agent"]["encoder_lr_scale"] == "auto":
+        resolved["agent"]["encoder_lr_scale"] = task.encoder_lr_scale
+    return resolved
