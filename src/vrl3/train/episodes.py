@@ -1,0 +1,72 @@
+"""Episode files (`vrl3 demos` output and the online episodes a run records) read and written as npz."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vrl3.errors import UserError
+
+EPISODE_KEYS = ("frame", "sensor", "action", "reward", "discount", "n_goal_achieved")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_episode(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            episode = {key: data[key] for key in EPISODE_KEYS}
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise UserError(f"episode file {path} is unreadable or incomplete ({error}): re-create it") from None
+    return episode
+
+
+def write_episode(path: Path, episode: dict[str, np.ndarray]) -> None:
+    """Write atomically: a kill leaves either the old state or the whole new file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **{key: episode[key] for key in EPISODE_KEYS})
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: int, num_demo: int) -> list[dict]:
+    """The first `num_demo` (-1: all) episodes of a `vrl3 demos` output folder, checked against its manifest."""
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise UserError(f"demos folder {folder} has no manifest.json: create it with `vrl3 demos --task {task} ...`")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{manifest_path} is not valid JSON ({error}): re-create the demos folder") from None
+    if manifest.get("task") != task:
+        raise UserError(f"demos folder {folder} holds {manifest.get('task')!r} demos but the run's task is {task!r}: "
+                        f"point demos= at a `vrl3 demos --task {task}` output")
+    if manifest.get("frame_channels") != frame_channels or manifest.get("image_size") != image_size:
+        raise UserError(f"demos in {folder} have {manifest.get('frame_channels')} channels at "
+                        f"{manifest.get('image_size')} px, the run needs {frame_channels} at {image_size}: "
+                        "re-render them with matching --image-size")
+    paths = sorted((folder / "episodes").glob("episode_*.npz"))
+    if num_demo >= 0:
+        if num_demo > len(paths):
+            raise UserError(f"num_demo={num_demo} but {folder} holds {len(paths)} episodes: lower num_demo "
+                            "or render more with `vrl3 demos --episodes`")
+        paths = paths[:num_demo]
+    checksums = manifest.get("checksums", {})
+    episodes = []
+    for path in paths:
+        expected = checksums.get(f"episodes/{path.name}")
+        if expected is not None and sha256_of(path) != expected:
+            raise UserError(f"{path} does not match the sha256 in {manifest_path}: re-create the demos folder")
+        episodes.append(read_episode(path))
+    return episodes

@@ -1,0 +1,281 @@
+"""One run: stage 2 (offline RL on the demos), then stage 3 (online RL), resuming from the last checkpoint."""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from vrl3.agent import AgentConfig, VRL3Agent
+from vrl3.envs import make_env
+from vrl3.errors import UserError
+from vrl3.replay import ReplayBuffer
+from vrl3.tasks import SENSOR_DIM, get_task
+from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
+from vrl3.train.episodes import load_demos, read_episode, write_episode
+from vrl3.train.evaluate import evaluate
+from vrl3.train.logs import EVAL_COLUMNS, STAGE2_EVAL_COLUMNS, TRAIN_COLUMNS, CsvLog
+from vrl3.train.rng import global_rng_state, seed_everything, set_global_rng_state
+
+EVAL_SEED_OFFSET = 100_000  # the eval env is seeded with seed + this, so train and eval episodes differ
+# keys that may change between the runs of one run_dir (longer budgets, another device) without invalidating it
+RESUMABLE_KEYS = {"num_train_frames", "device", "checkpoint_every_frames", "tasks", "seeds", "resources", "slurm",
+                  "results_dir", "data_dir", "demo_source", "stage1", "run_dir", "demos", "task_overrides"}
+
+
+@dataclass
+class Progress:
+    """Where a run stands: everything besides networks, replay and RNGs that a checkpoint must restore."""
+    stage: int = 2
+    update: int = 0  # stage-2 updates done
+    step: int = 0  # stage-3 agent steps done
+    episode: int = 0  # stage-3 training episodes finished
+    online_episode_lengths: list = field(default_factory=list)  # transitions of each recorded online episode
+    elapsed: float = 0.0  # seconds spent in earlier processes of this run
+    log_rows: dict = field(default_factory=dict)  # rows of each CSV that this state already accounts for
+    metric_sums: dict = field(default_factory=dict)  # stage-3 update metrics since the last train.csv row
+    metric_count: int = 0
+    finished_returns: list = field(default_factory=list)  # training episodes since the last train.csv row
+    finished_lengths: list = field(default_factory=list)
+    frames_at_last_row: int = 0
+    last_checkpoint_frame: int = 0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"config key device={name} but no CUDA GPU is visible: use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def _check_run_dir_config(run_dir: Path, cfg: dict) -> None:
+    """Refuse to resume a run_dir made with other hyper-parameters; record the config on first use."""
+    path = run_dir / "config.yaml"
+    if path.exists():
+        before = yaml.safe_load(path.read_text())
+        changed = sorted(k for k in set(before) | set(cfg) if k not in RESUMABLE_KEYS and before.get(k) != cfg.get(k))
+        if changed:
+            raise UserError(f"{run_dir} was started with other values of {', '.join(changed)}: "
+                            "use a new run_dir, or delete the old one to start over")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=True))
+    tmp.replace(path)
+
+
+class Workspace:
+    def __init__(self, cfg: dict):
+        if not cfg.get("run_dir"):
+            raise UserError("config key run_dir is not set: pass run_dir=DIR")
+        if not cfg.get("demos"):
+            raise UserError("config key demos is not set: pass demos=DIR (a `vrl3 demos` output folder)")
+        self.cfg = cfg
+        self.run_dir = Path(cfg["run_dir"])
+        self.task = get_task(cfg["task"])
+        self.device = resolve_device(cfg["device"])
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _check_run_dir_config(self.run_dir, cfg)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.episode_dir = self.run_dir / "episodes"
+        self.episode_dir.mkdir(exist_ok=True)
+        seed_everything(cfg["seed"])
+
+        env_kwargs = dict(action_repeat=cfg["action_repeat"], frame_stack=cfg["frame_stack"],
+                          image_size=cfg["image_size"])
+        self.train_env = make_env(self.task.name, seed=cfg["seed"], **env_kwargs)
+        self.eval_env = make_env(self.task.name, seed=cfg["seed"] + EVAL_SEED_OFFSET, **env_kwargs)
+        self.demos = load_demos(cfg["demos"], self.task.name, self.train_env.frame_channels, cfg["image_size"],
+                                cfg["num_demo"])
+
+        agent_cfg = AgentConfig(**cfg["agent"])
+        self.agent = VRL3Agent(self.train_env.obs_shape, self.task.action_dim, SENSOR_DIM, agent_cfg, self.device,
+                               stage1_checkpoint=cfg["stage1_checkpoint"])
+        self.replay = ReplayBuffer(capacity=cfg["replay_buffer_size"], frame_shape=(self.train_env.frame_channels,
+                                   cfg["image_size"], cfg["image_size"]), sensor_dim=SENSOR_DIM,
+                                   action_dim=self.task.action_dim, frame_stack=cfg["frame_stack"],
+                                   nstep=cfg["nstep"], discount=cfg["discount"], device=self.device, seed=cfg["seed"])
+        for episode in self.demos:
+            self.replay.add_episode(**_replay_fields(episode))
+
+        self.logs = {"eval": CsvLog(self.run_dir / "eval.csv", EVAL_COLUMNS),
+                     "train": CsvLog(self.run_dir / "train.csv", TRAIN_COLUMNS),
+                     "stage2_eval": CsvLog(self.run_dir / "stage2_eval.csv", STAGE2_EVAL_COLUMNS)}
+        self.progress = Progress()
+        self.start_time = time.time()
+        self._resume()
+
+    # ------------------------------------------------------------------ checkpoints
+    def total_time(self) -> float:
+        return self.progress.elapsed + time.time() - self.start_time
+
+    def _save(self) -> None:
+        self.progress.log_rows = {name: log.rows for name, log in self.logs.items()}
+        state = {"progress": self.progress.__dict__ | {"elapsed": self.total_time()},
+                 "agent": self.agent.state_dict(), "replay_rng": self.replay.rng_state(),
+                 "rng": global_rng_state(), "train_env_rng": self.train_env.get_rng_state(),
+                 "eval_env_rng": self.eval_env.get_rng_state()}
+        save_checkpoint(state, self.checkpoint_dir)
+
+    def _resume(self) -> None:
+        state = load_checkpoint(self.checkpoint_dir)
+        if state is None:
+            return
+        self.progress = Progress(**state["progress"])
+        self.agent.load_state_dict(state["agent"])
+        for index, _ in enumerate(self.progress.online_episode_lengths):
+            self.replay.add_episode(**_replay_fields(read_episode(self._episode_path(index))))
+        self.replay.set_rng_state(state["replay_rng"])
+        set_global_rng_state(state["rng"])
+        self.train_env.set_rng_state(state["train_env_rng"])
+        self.eval_env.set_rng_state(state["eval_env_rng"])
+        for name, log in self.logs.items():
+            log.truncate(self.progress.log_rows.get(name, 0))
+        self.start_time = time.time()
+        where = f"stage 2 update {self.progress.update}" if self.progress.stage == 2 else \
+            f"stage 3 frame {self.progress.step * self.cfg['action_repeat']}"
+        tqdm.write(f"resuming {self.run_dir} at {where}")
+
+    def _episode_path(self, index: int) -> Path:
+        return self.episode_dir / f"episode_{index:06d}.npz"
+
+    # ------------------------------------------------------------------ stage 2
+    def run_stage2(self) -> None:
+        cfg, progress = self.cfg, self.progress
+        n_update = cfg["stage2_n_update"]
+        bar = tqdm(total=n_update, initial=progress.update, desc=f"stage 2 {self.task.name}", unit="update",
+                   dynamic_ncols=True)
+        metrics = {}
+        while progress.update < n_update:
+            if progress.update % cfg["stage2_eval_every_frames"] == 0:
+                self._save()
+                self._stage2_eval(metrics)
+            batch = self.replay.sample(cfg["batch_size"])
+            metrics = self.agent.update(batch, stage=2, step=progress.update)
+            progress.update += 1
+            bar.update(1)
+        bar.close()
+        progress.stage = 3
+        self._save()
+
+    def _stage2_eval(self, metrics: dict) -> None:
+        if self.cfg["stage2_num_eval_episodes"] == 0:
+            return
+        critic_loss = float(metrics.get("critic_loss", float("nan")))
+        _check_finite(critic_loss, self.progress.update, self.checkpoint_dir)
+        result = evaluate(self.agent, self.eval_env, self.cfg["stage2_num_eval_episodes"], step=0)
+        self.logs["stage2_eval"].write(result | {"update": self.progress.update, "critic_loss": critic_loss,
+                                                 "critic_q1": float(metrics.get("critic_q1", float("nan"))),
+                                                 "total_time": self.total_time()})
+        tqdm.write(f"stage 2 update {self.progress.update}: success {result['success_rate']:.2f} "
+                   f"return {result['episode_reward']:.2f} critic loss {critic_loss:.4f}")
+
+    # ------------------------------------------------------------------ stage 3
+    def run_stage3(self) -> None:
+        cfg, progress, env = self.cfg, self.progress, self.train_env
+        repeat = cfg["action_repeat"]
+        total_steps = cfg["num_train_frames"] // repeat
+        eval_every = max(cfg["eval_every_frames"] // repeat, 1)
+        bar = tqdm(total=total_steps * repeat, initial=progress.step * repeat, desc=f"stage 3 {self.task.name}",
+                   unit="frame", dynamic_ncols=True)
+        time_step, episode, episode_return = None, None, 0.0
+        while progress.step < total_steps:
+            if time_step is None or time_step.last():
+                if time_step is not None:
+                    self._finish_episode(episode, episode_return)
+                frame = progress.step * repeat
+                if time_step is None or frame - progress.last_checkpoint_frame >= cfg["checkpoint_every_frames"]:
+                    progress.last_checkpoint_frame = frame
+                    self._save()
+            if progress.step % cfg["train_log_every_steps"] == 0 and progress.metric_count > 0:
+                self._log_train_row()
+            if time_step is None or time_step.last():
+                time_step = env.reset()
+                episode, episode_return = [time_step], 0.0
+            if progress.step % eval_every == 0:
+                self._stage3_eval()
+            action = self.agent.act(time_step.observation, time_step.sensor, progress.step, eval_mode=False)
+            if progress.step % self.agent.cfg.update_every_steps == 0:
+                batch = self.replay.sample(cfg["batch_size"])
+                self._accumulate(self.agent.update(batch, stage=3, step=progress.step))
+            time_step = env.step(action)
+            episode.append(time_step)
+            episode_return += time_step.reward
+            progress.step += 1
+            bar.update(repeat)
+        bar.close()
+        progress.stage = 4
+        self._save()
+
+    def _finish_episode(self, episode: list, episode_return: float) -> None:
+        progress = self.progress
+        fields = _episode_arrays(episode)
+        write_episode(self._episode_path(len(progress.online_episode_lengths)), fields)
+        self.replay.add_episode(**_replay_fields(fields))
+        progress.online_episode_lengths.append(len(episode) - 1)
+        progress.episode += 1
+        progress.finished_returns.append(episode_return)
+        progress.finished_lengths.append((len(episode) - 1) * self.cfg["action_repeat"])
+
+    def _accumulate(self, metrics: dict) -> None:
+        sums = self.progress.metric_sums
+        for key, value in metrics.items():
+            sums[key] = sums.get(key, 0.0) + float(value)
+        self.progress.metric_count += 1
+
+    def _log_train_row(self) -> None:
+        progress = self.progress
+        frame = progress.step * self.cfg["action_repeat"]
+        row = {key: value / progress.metric_count for key, value in progress.metric_sums.items()}
+        _check_finite(row.get("critic_loss", 0.0), frame, self.checkpoint_dir)
+        elapsed = self.total_time()
+        row |= {"buffer_size": self.replay.total_added, "episode": progress.episode, "frame": frame,
+                "step": progress.step, "total_time": elapsed,
+                "episode_reward": float(np.mean(progress.finished_returns)) if progress.finished_returns else 0.0,
+                "episode_length": float(np.mean(progress.finished_lengths)) if progress.finished_lengths else 0.0,
+                "fps": sum(progress.finished_lengths) / max(elapsed - progress.frames_at_last_row, 1e-9)}
+        self.logs["train"].write(row)
+        progress.metric_sums, progress.metric_count = {}, 0
+        progress.finished_returns, progress.finished_lengths = [], []
+        progress.frames_at_last_row = elapsed
+
+    def _stage3_eval(self) -> None:
+        progress = self.progress
+        result = evaluate(self.agent, self.eval_env, self.cfg["num_eval_episodes"], progress.step)
+        frame = progress.step * self.cfg["action_repeat"]
+        self.logs["eval"].write(result | {"episode": progress.episode, "frame": frame, "step": progress.step,
+                                          "total_time": self.total_time()})
+        tqdm.write(f"eval at frame {frame}: success {result['success_rate']:.2f} "
+                   f"return {result['episode_reward']:.2f}")
+
+    def run(self, until_stage: int | None = None) -> None:
+        if self.progress.stage == 2:
+            self.run_stage2()
+        if until_stage == 2:
+            tqdm.write(f"stage 2 finished: {self.checkpoint_dir}")
+            return
+        if self.progress.stage == 3:
+            self.run_stage3()
+        tqdm.write(f"run finished: {self.run_dir / 'eval.csv'}")
+
+
+def _check_finite(value: float, where: int, checkpoint_dir: Path) -> None:
+    if not np.isfinite(value):
+        raise UserError(f"critic loss became {value} at {where}: training diverged; the last good checkpoint is "
+                        f"kept in {checkpoint_dir} — lower agent.lr or check the demos, then rerun")
+
+
+def _episode_arrays(time_steps: list) -> dict[str, np.ndarray]:
+    return {"frame": np.stack([t.frame for t in time_steps]),
+            "sensor": np.stack([t.sensor for t in time_steps]).astype(np.float32),
+            "action": np.stack([t.action for t in time_steps]).astype(np.float32),
+            "reward": np.array([t.reward for t in time_steps], dtype=np.float32),
+            "discount": np.array([t.discount for t in time_steps], dtype=np.float32),
+            "n_goal_achieved": np.array([t.n_goal_achieved for t in time_steps], dtype=np.int8)}
+
+
+def _replay_fields(episode: dict) -> dict:
+    return {"frames": episode["frame"], "sensors": episode["sensor"], "actions": episode["action"],
+            "rewards": episode["reward"], "discounts": episode["discount"]}
