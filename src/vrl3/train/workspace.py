@@ -19,11 +19,9 @@ from vrl3.train.episodes import load_demos, read_episode, write_episode
 from vrl3.train.evaluate import evaluate
 from vrl3.train.logs import EVAL_COLUMNS, STAGE2_EVAL_COLUMNS, TRAIN_COLUMNS, CsvLog
 from vrl3.train.rng import global_rng_state, seed_everything, set_global_rng_state
+from vrl3.train.stage_keys import stage2_params, stage3_params
 
 EVAL_SEED_OFFSET = 100_000  # the eval env is seeded with seed + this, so train and eval episodes differ
-# keys that may change between the runs of one run_dir (longer budgets, another device) without invalidating it
-RESUMABLE_KEYS = {"num_train_frames", "device", "checkpoint_every_frames", "tasks", "seeds", "resources", "slurm",
-                  "results_dir", "data_dir", "demo_source", "stage1", "run_dir", "demos", "task_overrides"}
 
 
 @dataclass
@@ -52,17 +50,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _check_run_dir_config(run_dir: Path, cfg: dict) -> None:
-    """Refuse to resume a run_dir made with other hyper-parameters; record the config on first use."""
-    path = run_dir / "config.yaml"
+def _changed_keys(before: dict, now: dict, prefix: str = "") -> list[str]:
+    changed = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _changed_keys(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append(prefix + key)
+    return changed
+
+
+def _check_params(path: Path, params: dict) -> None:
+    """Refuse to resume a stage made with other hyper-parameters; record them on first use."""
     if path.exists():
-        before = yaml.safe_load(path.read_text())
-        changed = sorted(k for k in set(before) | set(cfg) if k not in RESUMABLE_KEYS and before.get(k) != cfg.get(k))
+        changed = _changed_keys(yaml.safe_load(path.read_text()), params)
         if changed:
-            raise UserError(f"{run_dir} was started with other values of {', '.join(changed)}: "
-                            "use a new run_dir, or delete the old one to start over")
+            raise UserError(f"{path.parent} was started with other values of {', '.join(changed)}: "
+                            "use a new run_dir, or delete that folder to start over")
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(cfg, sort_keys=True))
+    tmp.write_text(yaml.safe_dump(params, sort_keys=True))
     tmp.replace(path)
 
 
@@ -76,11 +84,12 @@ class Workspace:
         self.run_dir = Path(cfg["run_dir"])
         self.task = get_task(cfg["task"])
         self.device = resolve_device(cfg["device"])
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        _check_run_dir_config(self.run_dir, cfg)
+        # stage 2 writes only below run_dir/stage2, stage 3 only beside it: each stage's outputs can be
+        # deleted and rebuilt alone (Snakemake and DVC do that when only a stage-3 key changed)
+        self.stage2_dir = self.run_dir / "stage2"
+        _check_params(self.stage2_dir / "params.yaml", stage2_params(cfg))
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.episode_dir = self.run_dir / "episodes"
-        self.episode_dir.mkdir(exist_ok=True)
         seed_everything(cfg["seed"])
 
         env_kwargs = dict(action_repeat=cfg["action_repeat"], frame_stack=cfg["frame_stack"],
@@ -102,7 +111,7 @@ class Workspace:
 
         self.logs = {"eval": CsvLog(self.run_dir / "eval.csv", EVAL_COLUMNS),
                      "train": CsvLog(self.run_dir / "train.csv", TRAIN_COLUMNS),
-                     "stage2_eval": CsvLog(self.run_dir / "stage2_eval.csv", STAGE2_EVAL_COLUMNS)}
+                     "stage2_eval": CsvLog(self.stage2_dir / "stage2_eval.csv", STAGE2_EVAL_COLUMNS)}
         self.progress = Progress()
         self.start_time = time.time()
         self._resume()
@@ -111,16 +120,16 @@ class Workspace:
     def total_time(self) -> float:
         return self.progress.elapsed + time.time() - self.start_time
 
-    def _save(self) -> None:
+    def _save(self, folder: Path) -> None:
         self.progress.log_rows = {name: log.rows for name, log in self.logs.items()}
         state = {"progress": self.progress.__dict__ | {"elapsed": self.total_time()},
                  "agent": self.agent.state_dict(), "replay_rng": self.replay.rng_state(),
                  "rng": global_rng_state(), "train_env_rng": self.train_env.get_rng_state(),
                  "eval_env_rng": self.eval_env.get_rng_state()}
-        save_checkpoint(state, self.checkpoint_dir)
+        save_checkpoint(state, folder)
 
     def _resume(self) -> None:
-        state = load_checkpoint(self.checkpoint_dir)
+        state = load_checkpoint(self.checkpoint_dir) or load_checkpoint(self.stage2_dir / "checkpoints")
         if state is None:
             return
         self.progress = Progress(**state["progress"])
@@ -150,7 +159,7 @@ class Workspace:
         metrics = {}
         while progress.update < n_update:
             if progress.update % cfg["stage2_eval_every_frames"] == 0:
-                self._save()
+                self._save(self.stage2_dir / "checkpoints")
                 self._stage2_eval(metrics)
             batch = self.replay.sample(cfg["batch_size"])
             metrics = self.agent.update(batch, stage=2, step=progress.update)
@@ -158,7 +167,7 @@ class Workspace:
             bar.update(1)
         bar.close()
         progress.stage = 3
-        self._save()
+        self._save(self.stage2_dir / "checkpoints")  # the stage boundary: stage 3 starts from this state
 
     def _stage2_eval(self, metrics: dict) -> None:
         if self.cfg["stage2_num_eval_episodes"] == 0:
@@ -174,6 +183,8 @@ class Workspace:
 
     # ------------------------------------------------------------------ stage 3
     def run_stage3(self) -> None:
+        _check_params(self.run_dir / "params.yaml", stage3_params(self.cfg))
+        self.episode_dir.mkdir(exist_ok=True)
         cfg, progress, env = self.cfg, self.progress, self.train_env
         repeat = cfg["action_repeat"]
         total_steps = cfg["num_train_frames"] // repeat
@@ -188,7 +199,7 @@ class Workspace:
                 frame = progress.step * repeat
                 if time_step is None or frame - progress.last_checkpoint_frame >= cfg["checkpoint_every_frames"]:
                     progress.last_checkpoint_frame = frame
-                    self._save()
+                    self._save(self.checkpoint_dir)
             if progress.step % cfg["train_log_every_steps"] == 0 and progress.metric_count > 0:
                 self._log_train_row()
             if time_step is None or time_step.last():
@@ -207,7 +218,7 @@ class Workspace:
             bar.update(repeat)
         bar.close()
         progress.stage = 4
-        self._save()
+        self._save(self.checkpoint_dir)
 
     def _finish_episode(self, episode: list, episode_return: float) -> None:
         progress = self.progress

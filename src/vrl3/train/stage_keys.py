@@ -1,0 +1,25 @@
+"""Which config keys each stage reads: a changed stage-3 key must not invalidate a finished stage 2.
+
+The workflow (Snakemake params, DVC params) uses the same split, so both rerun exactly what changed.
+"""
+
+# keys that describe the workflow, not a run's behaviour
+WORKFLOW_KEYS = {"tasks", "seeds", "results_dir", "data_dir", "demo_source", "stage1", "task_overrides",
+                 "resources", "slurm", "run_dir", "device", "checkpoint_every_frames"}
+STAGE3_ONLY_KEYS = {"num_train_frames", "eval_every_frames", "num_eval_episodes", "train_log_every_steps"}
+STAGE3_ONLY_AGENT_KEYS = {"update_every_steps", "std0", "std1", "std_n_decay", "stage3_update_encoder",
+                          "stage3_conservative", "stage3_bc_lam0", "stage3_bc_lam1", "num_expl_steps"}
+
+
+def stage2_params(cfg: dict) -> dict:
+    """The part of a resolved config that stage 2's result depends on."""
+    params = {k: v for k, v in cfg.items() if k not in WORKFLOW_KEYS | STAGE3_ONLY_KEYS | {"agent"}}
+    params["agent"] = {k: v for k, v in cfg["agent"].items() if k not in STAGE3_ONLY_AGENT_KEYS}
+    return params
+
+
+def stage3_params(cfg: dict) -> dict:
+    """The part of a resolved config that stage 3's result depends on (stage 2's, plus its own)."""
+    params = {k: v for k, v in cfg.items() if k not in WORKFLOW_KEYS}
+    params["agent"] = dict(cfg["agent"])
+    return params
