@@ -124,8 +124,8 @@ class Workspace:
         self.progress.log_rows = {name: log.rows for name, log in self.logs.items()}
         state = {"progress": self.progress.__dict__ | {"elapsed": self.total_time()},
                  "agent": self.agent.state_dict(), "replay_rng": self.replay.rng_state(),
-                 "rng": global_rng_state(), "train_env_rng": self.train_env.get_rng_state(),
-                 "eval_env_rng": self.eval_env.get_rng_state()}
+                 "rng": global_rng_state(), "train_env_rng": self.train_env.rng_state(),
+                 "eval_env_rng": self.eval_env.rng_state()}
         save_checkpoint(state, folder)
 
     def _resume(self) -> None:

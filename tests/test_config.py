@@ -1,0 +1,73 @@
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from vrl3.errors import UserError
+from vrl3.train.config import load_config
+from vrl3.train.stage_keys import stage2_params, stage3_params
+
+SMOKE = REPO_ROOT / "config" / "smoke.yaml"
+PAPER = REPO_ROOT / "config" / "config.yaml"
+
+
+def test_paper_defaults_match_the_reference():
+    cfg = load_config(PAPER)
+    assert cfg["tasks"] == ["door", "hammer", "pen", "relocate"] and cfg["seeds"] == [1, 2, 3]
+    assert cfg["num_train_frames"] == 4_100_000 and cfg["stage2_n_update"] == 30_000
+    assert cfg["agent"]["stage1_model_name"] == "resnet6_32channel"
+    assert cfg["agent"]["safe_q_threshold"] == 200 and cfg["agent"]["safe_q_target_factor"] == 0.5
+    assert cfg["agent"]["encoder_lr_scale"] == 1.0  # door
+    assert load_config(PAPER, ["task=relocate"])["agent"]["encoder_lr_scale"] == 0.01
+
+
+def test_smoke_overlays_the_defaults_and_overrides_win():
+    cfg = load_config(SMOKE, ["seed=7", "agent.lr=0.0003"])
+    assert cfg["seed"] == 7 and cfg["agent"]["lr"] == 0.0003
+    assert cfg["stage2_n_update"] < 100 and cfg["discount"] == 0.99  # smoke value, then a default
+
+
+def test_task_overrides_apply_to_their_task_only(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("task_overrides:\n  hammer:\n    nstep: 5\n    agent: {lr: 0.001}\n")
+    assert load_config(path, ["task=hammer"])["nstep"] == 5
+    assert load_config(path, ["task=hammer"])["agent"]["lr"] == 0.001
+    assert load_config(path, ["task=door"])["nstep"] == 3
+    assert load_config(path, ["task=hammer", "nstep=4"])["nstep"] == 4  # the command line wins
+
+
+@pytest.mark.parametrize("override, key", [
+    (["bogus=1"], "unknown config key 'bogus'"),
+    (["agent.bogus=1"], "unknown config key 'agent.bogus'"),
+    (["num_train_frames=-5"], "'num_train_frames'"),
+    (["seeds=[]"], "'seeds'"),
+    (["task=kitchen"], "'task'"),
+    (["agent.lr=fast"], "'agent.lr'"),
+    (["task_overrides.door.bogus=1"], "'task_overrides.door.bogus'"),
+    (["device=tpu"], "'device'"),
+])
+def test_bad_config_names_the_key(override, key):
+    with pytest.raises(UserError, match=key.replace("[", r"\[")):
+        load_config(SMOKE, override)
+
+
+def test_cli_bad_config_is_one_line_and_exit_2(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "vrl3.cli", "train", "--config", str(SMOKE), "bogus=1",
+                             f"run_dir={tmp_path / 'run'}"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "bogus" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(UserError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_stage_params_split():
+    cfg = load_config(PAPER)
+    s2, s3 = stage2_params(cfg), stage3_params(cfg)
+    assert "num_train_frames" not in s2 and "std0" not in s2["agent"] and "cql_weight" in s2["agent"]
+    assert s3["num_train_frames"] == 4_100_000 and s3["agent"]["std0"] == 0.01
+    assert "tasks" not in s2 and "resources" not in s3
