@@ -399,3 +399,18 @@ def test_euler_convention_matches_mujoco_xml_compiler(envs):
     # pen's XML declares view_2 with euler="-1.57 0 3.14", the angles of relocate's cam2 in the fork's XML.
     xml_compiled = envs("pen").sim.model.camera("view_2").quat
     assert same_rotation(envs("relocate").sim.model.camera("cam2").quat, xml_compiled)
+
+
+def test_restored_rng_state_continues_the_reset_sequence(envs):
+    env = envs("door")
+    env.reset(seed=3)
+    state = env.rng_state()
+    env.reset()
+    expected = env.sim.get_env_state()["door_body_pos"]
+    restored = make_env("door", seed=99)
+    try:
+        restored.set_rng_state(state)
+        restored.reset()  # does not re-seed with 99
+        assert np.array_equal(restored.sim.get_env_state()["door_body_pos"], expected)
+    finally:
+        restored.close()

@@ -5,6 +5,7 @@ clipping, action repeat, RRL-fork rewards and goals, the time limit, pen-drop te
 cameras and frame stacking.
 """
 
+import os
 from collections import deque
 from typing import Any
 
@@ -18,6 +19,14 @@ from vrl3.errors import UserError
 from vrl3.tasks import get_task
 
 RELOCATE_TARGET_Z = 0.25
+
+
+def make_renderer(model: mujoco.MjModel, image_size: int) -> mujoco.Renderer:
+    try:
+        return mujoco.Renderer(model, image_size, image_size)
+    except mujoco.FatalError as error:
+        raise UserError(f"cannot render offscreen with MUJOCO_GL={os.environ.get('MUJOCO_GL', '(unset)')} "
+                        f"({error}); set MUJOCO_GL=egl (or osmesa) before starting") from None
 
 
 class AdroitEnv:
@@ -38,7 +47,7 @@ class AdroitEnv:
         assert self.action_dim == self.task.action_dim, (self.action_dim, self.task.action_dim)
         self.frame_channels = 3 * len(self.task.cameras)
         self.obs_shape = (self.frame_channels * frame_stack, image_size, image_size)
-        self._renderer = mujoco.Renderer(self.sim.model, image_size, image_size)
+        self._renderer = make_renderer(self.sim.model, image_size)
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         self._env_steps = 0
         self._seeded = False
@@ -113,10 +122,20 @@ class AdroitEnv:
                 break
         frame = self.render_frame()
         self._frames.append(frame)
-        last = terminated or self.time_limit_reached()
-        return TimeStep(StepType.LAST if last else StepType.MID, np.concatenate(self._frames, axis=0), frame,
-                        self.sensor(), action, reward * self.task.reward_scale, 0.0 if terminated else 1.0,
-                        n_goal_achieved, self.time_limit_reached())
+        # gym's TimeLimit marks an episode truncated only if the env did not end it itself on the same step.
+        truncated = self.time_limit_reached() and not terminated
+        return TimeStep(StepType.LAST if terminated or truncated else StepType.MID,
+                        np.concatenate(self._frames, axis=0), frame, self.sensor(), action,
+                        reward * self.task.reward_scale, 0.0 if terminated else 1.0, n_goal_achieved, truncated)
+
+    def rng_state(self) -> dict[str, Any]:
+        """State of the env's reset RNG, for checkpoints."""
+        return self.sim.np_random.bit_generator.state
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        """Restore the reset RNG; the next reset continues from it instead of seeding with make_env's seed."""
+        self.sim.np_random.bit_generator.state = state
+        self._seeded = True
 
     def time_limit_reached(self) -> bool:
         return self.time_limit and self._env_steps >= self.task.max_env_steps
