@@ -1,0 +1,261 @@
+"""VRL3Agent: acting and the shared stage-2/stage-3 update (reference §2, §3, §4.1)."""
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+
+from vrl3.agent import losses
+from vrl3.agent.augment import RandomShiftsAug
+from vrl3.agent.config import AgentConfig
+from vrl3.agent.encoder import RLEncoder, load_stage1_checkpoint, make_resnet84
+from vrl3.agent.networks import (Actor, Critic, clamp_straight_through, normal_entropy, normal_log_prob,
+                                 orthogonal_init, sample_action)
+
+METRIC_NAMES = ("critic_target_q", "critic_q1", "critic_q2", "critic_loss", "actor_loss", "actor_loss_bc",
+                "actor_logprob", "actor_ent", "abs_pretanh", "max_abs_pretanh", "batch_reward")
+
+
+def metrics_to_floats(metrics: dict[str, Any]) -> dict[str, float]:
+    """Convert tensor metrics to floats with a single device synchronisation."""
+    tensor_keys = [k for k, v in metrics.items() if isinstance(v, torch.Tensor)]
+    values = torch.stack([metrics[k].detach().float().reshape(()) for k in tensor_keys]).tolist() if tensor_keys else []
+    floats = {k: float(v) for k, v in metrics.items() if not isinstance(v, torch.Tensor)}
+    floats.update(zip(tensor_keys, values))
+    return {k: floats[k] for k in metrics}
+
+
+def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for param in module.parameters():
+        param.requires_grad_(flag)
+
+
+class VRL3Agent:
+    """Encoder (ResNet84), actor, twin critic + target; stages 2 and 3 share `update`.
+
+    obs_shape is the stacked image shape (3·cameras·frame_stack, 84, 84). All randomness of acting and updating
+    (augmentation shifts, policy noise, CQL random actions) comes from one torch.Generator on `device` seeded from
+    `seed`; network initialisation from a CPU generator seeded from `seed`, so it is the same on every device.
+    """
+
+    def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, sensor_dim: int, cfg: AgentConfig,
+                 device: str | torch.device = "cpu", seed: int = 0, stage1_checkpoint: str | None = None,
+                 trusted_checkpoint: bool = False):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.obs_shape = tuple(obs_shape)
+        self.action_dim = action_dim
+        self.sensor_dim = sensor_dim if cfg.use_sensor else 0
+        self.init_generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+
+        self.switch_to_rl(self.obs_shape[0], stage1_checkpoint, trusted_checkpoint)
+        input_dim = self.encoder.repr_dim + self.sensor_dim
+        self.actor = Actor(input_dim, action_dim, cfg.feature_dim, cfg.hidden_dim)
+        self.critic = Critic(input_dim, action_dim, cfg.feature_dim, cfg.hidden_dim)
+        orthogonal_init(self.actor, self.init_generator)
+        orthogonal_init(self.critic, self.init_generator)
+        self.actor.to(self.device)
+        self.critic.to(self.device)
+        self.critic_target = copy.deepcopy(self.critic)
+        _set_requires_grad(self.critic_target, False)
+
+        fused = self.device.type == "cuda"
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=fused)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=fused)
+        self.aug = RandomShiftsAug(pad=4)
+
+    # ------------------------------------------------------------------ setup
+    def switch_to_rl(self, obs_channels: int, stage1_checkpoint: str | None = None, trusted: bool = False) -> None:
+        """Build the encoder from cfg.stage1_model_name, load the stage-1 checkpoint strictly (None keeps the
+        Kaiming init: the `stage1: none` ablation), expand the stem to `obs_channels`, and (re)create its optimiser.
+        """
+        model = make_resnet84(self.cfg.stage1_model_name, num_classes=None, generator=self.init_generator)
+        if stage1_checkpoint is not None:
+            load_stage1_checkpoint(model, stage1_checkpoint, trusted=trusted)
+        encoder = RLEncoder(model)
+        encoder.expand_channels(obs_channels)
+        self.encoder = encoder.to(self.device).train()
+        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=self.cfg.lr * self.cfg.encoder_lr_scale,
+                                            fused=self.device.type == "cuda")
+
+    # ------------------------------------------------------------------ schedules
+    def stddev(self, step: int) -> float:
+        """Stage-3 exploration/target σ: linear(std0, std1, std_n_decay) with std1 forced <= std0."""
+        cfg = self.cfg
+        return losses.linear_schedule(cfg.std0, min(cfg.std1, cfg.std0), cfg.std_n_decay, step)
+
+    def is_update_step(self, step: int) -> bool:
+        """Stage 3 updates only when step % update_every_steps == 0 (the caller checks; `update` always updates)."""
+        return step % self.cfg.update_every_steps == 0
+
+    def _features(self, obs: torch.Tensor, sensor: torch.Tensor | None) -> torch.Tensor:
+        features = self.encoder(obs)
+        if self.sensor_dim:
+            features = torch.cat([features, sensor.to(features.dtype)], dim=1)
+        return features
+
+    # ------------------------------------------------------------------ acting
+    @torch.no_grad()
+    def act(self, obs: np.ndarray | torch.Tensor, sensor: np.ndarray | torch.Tensor | None, step: int,
+            eval_mode: bool) -> np.ndarray:
+        """One action for one uint8 observation (C, 84, 84): μ when evaluating, else μ + N(0, σ²) clamped.
+
+        BatchNorm uses its running statistics here. Before num_expl_steps (exploration only) the action is
+        Uniform[-1, 1) (VRL3 draws Uniform[0, 1), a bug; see docs/deviations.md).
+        """
+        if not eval_mode and step < self.cfg.num_expl_steps:
+            action = torch.rand(self.action_dim, generator=self.generator, device=self.device) * 2 - 1
+            return action.cpu().numpy().astype(np.float32)
+        obs = torch.as_tensor(obs, device=self.device).unsqueeze(0)
+        if self.sensor_dim:
+            sensor = torch.as_tensor(sensor, device=self.device, dtype=torch.float32).unsqueeze(0)
+        self.encoder.eval()
+        try:
+            mu, _ = self.actor(self._features(obs, sensor))
+        finally:
+            self.encoder.train()
+        if eval_mode:
+            action = mu
+        else:
+            action = sample_action(mu, self.stddev(step), clip=None, generator=self.generator)
+        return action[0].cpu().numpy().astype(np.float32)
+
+    # ------------------------------------------------------------------ learning
+    def stage_settings(self, stage: int, step: int) -> dict[str, Any]:
+        """σ, CQL weight, BC weight and whether the encoder learns, for a stage at an agent step."""
+        cfg = self.cfg
+        if stage == 2:
+            return dict(std=cfg.stage2_std, cql_weight=cfg.cql_weight, bc_weight=cfg.stage2_bc_weight,
+                        update_encoder=cfg.stage2_update_encoder and cfg.encoder_lr_scale > 0)
+        if stage == 3:
+            return dict(std=self.stddev(step), cql_weight=cfg.cql_weight if cfg.stage3_conservative else 0.0,
+                        bc_weight=losses.stage3_bc_weight(step, cfg.stage3_bc_lam0, cfg.stage3_bc_lam1),
+                        update_encoder=cfg.stage3_update_encoder and cfg.encoder_lr_scale > 0)
+        raise ValueError(f"stage must be 2 or 3, got {stage}")
+
+    def update(self, batch, stage: int, step: int, sync: bool = True) -> dict[str, Any]:
+        """One gradient update on `batch` (fields obs, action, reward, discount, next_obs, sensor, next_sensor,
+        tensors on the agent's device). Returns the §2.7 metrics: floats, or with sync=False 0-d tensors
+        (convert later with metrics_to_floats to avoid a device synchronisation per update).
+        """
+        cfg = self.cfg
+        settings = self.stage_settings(stage, step)
+        std, update_encoder = settings["std"], settings["update_encoder"]
+        obs, next_obs = batch.obs.float(), batch.next_obs.float()
+        if cfg.use_data_aug:
+            obs = self.aug(obs, self.generator)
+            next_obs = self.aug(next_obs, self.generator)
+        with torch.set_grad_enabled(update_encoder):
+            features = self._features(obs, batch.sensor)
+        with torch.no_grad():
+            next_features = self._features(next_obs, batch.next_sensor)
+
+        metrics = self._update_critic(features, batch.action, batch.reward, batch.discount, next_features, std,
+                                      settings["cql_weight"], update_encoder)
+        metrics.update(self._update_actor(features.detach(), batch.action, std, settings["bc_weight"]))
+        metrics["batch_reward"] = batch.reward.mean()
+        self._soft_update_target()
+        metrics = {k: metrics[k] for k in METRIC_NAMES}
+        return metrics_to_floats(metrics) if sync else metrics
+
+    def _update_critic(self, features, action, reward, discount, next_features, std, cql_weight, update_encoder):
+        cfg = self.cfg
+        with torch.no_grad():
+            next_mu, _ = self.actor(next_features)
+            next_action = sample_action(next_mu, std, cfg.stddev_clip, self.generator)
+            target_q1, target_q2 = self.critic_target(next_features, next_action)
+            target = losses.safe_q_target(losses.td_target(reward, discount, target_q1, target_q2),
+                                          cfg.safe_q_threshold, cfg.safe_q_target_factor)
+
+        _set_requires_grad(self.critic, True)
+        _set_requires_grad(self.actor, False)  # actor grads from this loss would be discarded anyway
+        if cql_weight > 0:
+            n_random = cfg.cql_n_random
+            batch_size = features.shape[0]
+            random_actions = torch.rand((batch_size, n_random, self.action_dim), generator=self.generator,
+                                        device=self.device) * 2 - 1
+            # the policy action at s keeps its graph (it reaches the encoder through the features)
+            pi_mu, _ = self.actor(features)
+            pi_action = sample_action(pi_mu, std, cfg.stddev_clip, self.generator)
+            with torch.no_grad():
+                pi_next_mu, _ = self.actor(next_features)
+                pi_next_action = sample_action(pi_next_mu, std, cfg.stddev_clip, self.generator)
+            # all N + 3 actions are evaluated at the current state s, in one critic pass
+            actions = torch.cat([random_actions, action.unsqueeze(1), pi_action.unsqueeze(1),
+                                 pi_next_action.unsqueeze(1)], dim=1)
+            q1_all, q2_all = (q.squeeze(-1) for q in self.critic(features, actions))
+            q1, q2 = q1_all[:, n_random:n_random + 1], q2_all[:, n_random:n_random + 1]
+            critic_loss = losses.td_loss(q1, q2, target)
+            conservative = sum(losses.cql_term(q[:, :n_random], q[:, n_random], q[:, n_random + 1],
+                                               q[:, n_random + 2], cfg.cql_temp, cql_weight) for q in (q1_all, q2_all))
+            total_loss = critic_loss + conservative
+        else:
+            q1, q2 = self.critic(features, action)
+            critic_loss = losses.td_loss(q1, q2, target)
+            total_loss = critic_loss
+
+        self.critic_opt.zero_grad(set_to_none=True)
+        if update_encoder:
+            self.encoder_opt.zero_grad(set_to_none=True)
+        total_loss.backward()
+        self.critic_opt.step()
+        if update_encoder:
+            self.encoder_opt.step()
+        _set_requires_grad(self.actor, True)
+        return {"critic_target_q": target.mean(), "critic_q1": q1.detach().mean(), "critic_q2": q2.detach().mean(),
+                "critic_loss": critic_loss.detach()}
+
+    def _update_actor(self, features, data_action, std, bc_weight):
+        cfg = self.cfg
+        _set_requires_grad(self.critic, False)  # critic grads from the actor loss would be discarded anyway
+        mu, pretanh = self.actor(features)
+        action = sample_action(mu, std, cfg.stddev_clip, self.generator)
+        q1, q2 = self.critic(features, action)
+        actor_loss = losses.actor_q_loss(q1, q2)
+        total_loss = actor_loss
+        actor_loss_bc = 0.0
+        if bc_weight > 0:
+            actor_loss_bc = losses.bc_loss(clamp_straight_through(mu), data_action, bc_weight)
+            total_loss = total_loss + actor_loss_bc
+            actor_loss_bc = actor_loss_bc.detach()
+        if cfg.pretanh_penalty > 0:
+            total_loss = total_loss + losses.pretanh_penalty(pretanh, cfg.pretanh_threshold, cfg.pretanh_penalty)
+        self.actor_opt.zero_grad(set_to_none=True)
+        total_loss.backward()
+        self.actor_opt.step()
+        _set_requires_grad(self.critic, True)
+
+        abs_pretanh = pretanh.detach().abs()
+        return {"actor_loss": actor_loss.detach(), "actor_loss_bc": actor_loss_bc,
+                "actor_logprob": normal_log_prob(action.detach(), mu.detach(), std).sum(-1).mean(),
+                "actor_ent": normal_entropy(std) * self.action_dim,
+                "abs_pretanh": abs_pretanh.mean(), "max_abs_pretanh": abs_pretanh.max()}
+
+    @torch.no_grad()
+    def _soft_update_target(self) -> None:
+        tau = self.cfg.critic_target_tau
+        target_params = list(self.critic_target.parameters())
+        torch._foreach_mul_(target_params, 1 - tau)
+        torch._foreach_add_(target_params, list(self.critic.parameters()), alpha=tau)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder.state_dict(), "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(), "encoder_opt": self.encoder_opt.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "generator": self.generator.get_state(), "init_generator": self.init_generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.encoder.load_state_dict(state["encoder"])
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        self.encoder_opt.load_state_dict(state["encoder_opt"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.generator.set_state(state["generator"].cpu())
+        self.init_generator.set_state(state["init_generator"].cpu())

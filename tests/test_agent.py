@@ -1,0 +1,434 @@
+"""VRL3 agent: loss pieces, one update against an independent computation, acting, checkpoints (reference §2-§4)."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vrl3.agent import METRIC_NAMES, AgentConfig, VRL3Agent
+from vrl3.agent import losses
+from vrl3.agent.augment import RandomShiftsAug
+from vrl3.agent.networks import clamp_straight_through, normal_entropy, normal_log_prob, sample_action
+from vrl3.errors import UserError
+from vrl3.replay import Batch
+
+A = 6  # small action dimension for tests
+B = 6
+
+
+def tiny_config(**overrides) -> AgentConfig:
+    values = dict(hidden_dim=32, feature_dim=16)
+    values.update(overrides)
+    return AgentConfig(**values)
+
+
+def make_agent(seed=0, obs_channels=3, **overrides) -> VRL3Agent:
+    return VRL3Agent((obs_channels, 84, 84), A, 24, tiny_config(**overrides), device="cpu", seed=seed)
+
+
+def make_batch(seed=0, obs_channels=3) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(obs=torch.randint(0, 256, (B, obs_channels, 84, 84), generator=g, dtype=torch.uint8),
+                 action=torch.rand(B, A, generator=g) * 2 - 1,
+                 reward=torch.rand(B, 1, generator=g) * 3,
+                 discount=torch.full((B, 1), 0.99 ** 3),
+                 next_obs=torch.randint(0, 256, (B, obs_channels, 84, 84), generator=g, dtype=torch.uint8),
+                 sensor=torch.randn(B, 24, generator=g), next_sensor=torch.randn(B, 24, generator=g))
+
+
+# ---------------------------------------------------------------- config
+
+def test_config_defaults_are_the_reference_values():
+    cfg = AgentConfig()
+    assert (cfg.critic_target_tau, cfg.update_every_steps, cfg.lr, cfg.hidden_dim, cfg.feature_dim) == (
+        0.01, 2, 1e-4, 1024, 50)
+    assert (cfg.stddev_clip, cfg.safe_q_target_factor, cfg.safe_q_threshold) == (0.3, 0.5, 200)
+    assert (cfg.pretanh_threshold, cfg.pretanh_penalty) == (5, 0.001)
+    assert (cfg.cql_weight, cfg.cql_temp, cfg.cql_n_random, cfg.stage2_std, cfg.stage2_bc_weight) == (1, 1, 10, 0.1, 0)
+    assert (cfg.std0, cfg.std1, cfg.std_n_decay, cfg.stage3_bc_lam0, cfg.stage3_bc_lam1) == (0.01, 0.01, 500000, 0, 0.95)
+    assert cfg.use_data_aug and cfg.stage2_update_encoder and cfg.stage3_update_encoder and cfg.use_sensor
+    assert cfg.num_expl_steps == 0 and cfg.encoder_lr_scale == 1 and not cfg.stage3_conservative
+    assert cfg.stage1_model_name == "resnet6_32channel"
+
+
+def test_config_rejects_unknown_keys_and_auto():
+    with pytest.raises(UserError, match="hiden_dim"):
+        AgentConfig.from_dict({"hiden_dim": 3})
+    with pytest.raises(UserError, match="auto"):
+        AgentConfig(encoder_lr_scale="auto")
+    assert AgentConfig.from_dict({"cql_weight": 0}).cql_weight == 0
+
+
+# ---------------------------------------------------------------- loss pieces
+
+def test_td_target_uses_min_of_target_heads():
+    reward = torch.tensor([[1.0], [0.5]])
+    discount = torch.tensor([[0.9], [0.0]])
+    q1, q2 = torch.tensor([[10.0], [4.0]]), torch.tensor([[8.0], [6.0]])
+    torch.testing.assert_close(losses.td_target(reward, discount, q1, q2), torch.tensor([[1 + 0.9 * 8], [0.5]]))
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.0, 1.0, 0.3])
+def test_safe_q_target(factor):
+    threshold = 200.0
+    y = torch.tensor([-50.0, 0.0, 150.0, 200.0, 201.0, 201.5, 264.0, 1e4])
+    expected = [v if (factor >= 1 or v <= threshold + 1) else threshold + (v - threshold) ** factor for v in y.tolist()]
+    torch.testing.assert_close(losses.safe_q_target(y, threshold, factor), torch.tensor(expected))
+    if factor == 0.5:  # hand-checked values: 264 -> 200 + 8, 201.5 -> 200 + sqrt(1.5)
+        assert losses.safe_q_target(torch.tensor([264.0]), 200, 0.5).item() == 208
+        assert losses.safe_q_target(torch.tensor([201.5]), 200, 0.5).item() == pytest.approx(200 + 1.5 ** 0.5)
+    if factor == 0.0:
+        assert losses.safe_q_target(torch.tensor([1e4]), 200, 0.0).item() == 201
+
+
+def test_cql_term_against_explicit_loops():
+    g = torch.Generator().manual_seed(0)
+    q_random = torch.randn(5, 4, generator=g) * 3
+    q_data, q_pi, q_pi_next = (torch.randn(5, 1, generator=g) * 3 for _ in range(3))
+    temp, weight = 2.0, 0.7
+    per_state = []
+    for b in range(5):
+        values = q_random[b].tolist() + [q_data[b, 0].item(), q_pi[b, 0].item(), q_pi_next[b, 0].item()]
+        per_state.append(temp * math.log(sum(math.exp(v / temp) for v in values)))
+    expected = weight * sum(per_state) / 5 - weight * q_data.mean().item()
+    assert losses.cql_term(q_random, q_data, q_pi, q_pi_next, temp, weight).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_pretanh_penalty_and_bc_and_actor_q_loss():
+    u = torch.tensor([[-7.0, 0.0, 5.5], [4.0, -5.0, 9.0]])
+    expected = 0.001 * (2.0 ** 2 + 0.5 ** 2 + 4.0 ** 2) / 6
+    assert losses.pretanh_penalty(u, 5.0, 0.001).item() == pytest.approx(expected)
+    mean_action, data_action = torch.tensor([[0.5, -1.0]]), torch.tensor([[0.0, 1.0]])
+    assert losses.bc_loss(mean_action, data_action, 2.0).item() == pytest.approx(2.0 * (0.25 + 4.0) / 2)
+    q1, q2 = torch.tensor([[1.0], [5.0]]), torch.tensor([[2.0], [3.0]])
+    assert losses.actor_q_loss(q1, q2).item() == pytest.approx(-(1.0 + 3.0) / 2)
+
+
+def test_schedules():
+    assert losses.stage3_bc_weight(0, 0.5, 0.9) == 0.5
+    assert losses.stage3_bc_weight(39999, 0.5, 0.9) == 0.5
+    assert losses.stage3_bc_weight(80000, 0.5, 0.9) == pytest.approx(0.5 * 0.81)
+    assert losses.linear_schedule(1.0, 0.2, 100, 25) == pytest.approx(0.8)
+    assert losses.linear_schedule(1.0, 0.2, 100, 1000) == pytest.approx(0.2)
+    agent = make_agent(std0=0.2, std1=0.5, std_n_decay=10)  # std1 > std0 is forced down to std0
+    assert agent.stddev(0) == agent.stddev(100) == pytest.approx(0.2)
+    assert make_agent(std0=0.2, std1=0.1, std_n_decay=10).stddev(5) == pytest.approx(0.15)
+
+
+def test_sampling_clip_clamp_and_straight_through_gradient():
+    mu = torch.tensor([[0.0, 0.99, -0.99, 0.5]], requires_grad=True)
+    g = torch.Generator().manual_seed(0)
+    samples = torch.stack([sample_action(mu, 1.0, 0.3, g) for _ in range(200)])
+    assert ((samples - mu.detach()).abs() <= 0.3 + 1e-6).all()
+    assert samples.max() <= 1 - 1e-6 and samples.min() >= -1 + 1e-6
+    assert (samples[:, 0, 1] == 1 - 1e-6).any()  # clamped at the bound
+    samples.sum().backward()
+    torch.testing.assert_close(mu.grad, torch.full_like(mu, 200.0))  # gradient passes the clamp
+    x = torch.tensor([2.0], requires_grad=True)
+    clamp_straight_through(x).backward()
+    assert x.grad.item() == 1.0
+
+
+def test_normal_log_prob_and_entropy_match_torch():
+    mu, x, std = torch.tensor([0.1, -0.3]), torch.tensor([0.2, 0.0]), 0.3
+    dist = torch.distributions.Normal(mu, std)
+    torch.testing.assert_close(normal_log_prob(x, mu, std), dist.log_prob(x))
+    assert normal_entropy(std) == pytest.approx(dist.entropy()[0].item())
+
+
+# ---------------------------------------------------------------- augmentation
+
+def test_random_shift_equals_crop_of_replicate_padded_image():
+    x = torch.rand(3, 2, 84, 84) * 255
+    shift = torch.tensor([[0, 0], [8, 3], [5, 8]])
+    out = RandomShiftsAug(4)(x, shift=shift)
+    padded = F.pad(x, (4, 4, 4, 4), mode="replicate")
+    for i, (dx, dy) in enumerate(shift.tolist()):
+        torch.testing.assert_close(out[i], padded[i, :, dy:dy + 84, dx:dx + 84], atol=0.01, rtol=0)
+
+
+def test_random_shift_is_reproducible_and_per_sample():
+    x = torch.rand(16, 3, 84, 84)
+    aug = RandomShiftsAug(4)
+    a = aug(x, torch.Generator().manual_seed(1))
+    b = aug(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    x_same = x[:1].expand(16, -1, -1, -1)
+    out = aug(x_same, torch.Generator().manual_seed(2))
+    assert len({tuple(o.flatten()[:400].tolist()) for o in out}) > 1
+
+
+# ---------------------------------------------------------------- networks
+
+def test_network_shapes_and_init():
+    agent = make_agent()
+    assert agent.encoder.repr_dim == 256
+    trunk = agent.actor.trunk[0]
+    assert trunk.in_features == 256 + 24 and trunk.out_features == 16
+    assert agent.critic.Q1[0].in_features == 16 + A and agent.critic.Q2[-1].out_features == 1
+    w = agent.critic.Q1[2].weight
+    torch.testing.assert_close(w @ w.T, torch.eye(32), atol=1e-5, rtol=0)  # orthogonal
+    assert torch.all(agent.actor.policy[0].bias == 0)
+    for p, q in zip(agent.critic.parameters(), agent.critic_target.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_critic_evaluates_many_actions_like_separate_calls():
+    agent = make_agent()
+    features = torch.randn(4, 280)
+    actions = torch.rand(4, 5, A) * 2 - 1
+    q1_all, q2_all = agent.critic(features, actions)
+    for m in range(5):
+        q1, q2 = agent.critic(features, actions[:, m])
+        torch.testing.assert_close(q1_all[:, m], q1)
+        torch.testing.assert_close(q2_all[:, m], q2)
+
+
+# ---------------------------------------------------------------- acting
+
+def test_act_eval_is_deterministic_mean_with_bn_running_stats():
+    agent = make_agent()
+    obs = torch.randint(0, 256, (3, 84, 84), dtype=torch.uint8)
+    sensor = np.random.default_rng(0).standard_normal(24).astype(np.float32)
+    action = agent.act(obs.numpy(), sensor, step=0, eval_mode=True)
+    agent.encoder.eval()
+    with torch.no_grad():
+        features = torch.cat([agent.encoder(obs[None]), torch.as_tensor(sensor)[None]], 1)
+        expected = torch.tanh(agent.actor.policy(agent.actor.trunk(features)))[0]
+    assert agent.encoder.training is False
+    agent.encoder.train()
+    assert action.dtype == np.float32 and action.shape == (A,)
+    np.testing.assert_allclose(action, expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(action, agent.act(obs.numpy(), sensor, step=0, eval_mode=True))
+    assert agent.encoder.training  # back in train mode after acting
+
+
+def test_act_exploration_noise_is_unclipped_and_clamped():
+    agent = make_agent(std0=1.0, std1=1.0)
+    obs = np.zeros((3, 84, 84), np.uint8)
+    sensor = np.zeros(24, np.float32)
+    mean = agent.act(obs, sensor, 0, eval_mode=True)
+    deviations = np.stack([agent.act(obs, sensor, 0, eval_mode=False) - mean for _ in range(30)])
+    assert np.abs(deviations).max() > 0.3  # no 0.3 noise clip when acting
+    actions = deviations + mean
+    assert actions.max() <= 1 - 1e-6 + 1e-7 and actions.min() >= -1 + 1e-6 - 1e-7
+
+
+def test_random_exploration_actions_cover_minus_one_to_one():
+    agent = make_agent(num_expl_steps=10)
+    obs, sensor = np.zeros((3, 84, 84), np.uint8), np.zeros(24, np.float32)
+    actions = np.stack([agent.act(obs, sensor, step=5, eval_mode=False) for _ in range(50)])
+    assert actions.min() < -0.5 and actions.max() > 0.5 and actions.min() >= -1 and actions.max() < 1
+    assert not np.allclose(agent.act(obs, sensor, step=10, eval_mode=False), agent.act(obs, sensor, 5, False))
+
+
+# ---------------------------------------------------------------- one update against an independent computation
+
+def assert_same_adam_step(agent_module, twin_module, lr):
+    """Parameters after one Adam step agree; where the gradient is ~0 (e.g. the stem bias, which BatchNorm
+    cancels) Adam turns float noise into steps of up to ±lr, so there only |difference| <= 2·lr is required."""
+    for (name, p), q in zip(agent_module.named_parameters(), twin_module.parameters()):
+        informative = q.grad.abs() > 1e-5 if q.grad is not None else torch.zeros_like(q, dtype=torch.bool)
+        torch.testing.assert_close(p[informative], q.detach()[informative], atol=1e-6, rtol=1e-5, msg=name)
+        assert (p - q).abs().max() <= 2 * lr + 1e-7, name
+        assert informative.float().mean() > 0.5 or p.numel() <= 32, name
+    for (name, b), c in zip(agent_module.named_buffers(), twin_module.buffers()):
+        torch.testing.assert_close(b, c, msg=name)
+
+
+def features_before_update(agent, obs, sensor):
+    with torch.no_grad():
+        return torch.cat([agent.encoder(obs.float()), sensor], 1)
+
+
+def test_stage3_update_matches_independent_computation():
+    """σ = 0 and no augmentation make the update deterministic; a twin agent redoes it from the formulas."""
+    settings = dict(std0=0.0, std1=0.0, use_data_aug=False, stage3_bc_lam0=0.5, stage3_bc_lam1=0.5,
+                    safe_q_threshold=1.0, safe_q_target_factor=0.5, pretanh_penalty=0.5, pretanh_threshold=0.05)
+    agent, twin = make_agent(**settings), make_agent(**settings)
+    batch = make_batch()
+    step = 80000  # BC weight 0.5 · 0.5^2
+    bc_weight = 0.125
+    metrics = agent.update(batch, stage=3, step=step)
+    assert tuple(metrics) == METRIC_NAMES and all(isinstance(v, float) for v in metrics.values())
+
+    features = torch.cat([twin.encoder(batch.obs.float()), batch.sensor], 1)  # encoder learns through the critic
+    next_features = features_before_update(twin, batch.next_obs, batch.next_sensor)
+    with torch.no_grad():
+        next_mu = torch.tanh(twin.actor.policy(twin.actor.trunk(next_features))).clamp(-1 + 1e-6, 1 - 1e-6)
+        tq1, tq2 = twin.critic_target(next_features, next_mu)
+        y = batch.reward + batch.discount * torch.min(tq1, tq2)
+        y = torch.where(y > 2.0, 1.0 + (y - 1.0).clamp_min(1) ** 0.5, y)
+    assert (y > 2.0).any() and (y <= 2.0).any()  # both branches of the safe-Q target are exercised
+    q1, q2 = twin.critic(features, batch.action)
+    critic_loss = ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()
+    assert metrics["critic_target_q"] == pytest.approx(y.mean().item(), rel=1e-5)
+    assert metrics["critic_q1"] == pytest.approx(q1.mean().item(), rel=1e-5)
+    assert metrics["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
+    twin.critic_opt.zero_grad()
+    twin.encoder_opt.zero_grad()
+    critic_loss.backward()
+    twin.critic_opt.step()
+    twin.encoder_opt.step()
+    assert_same_adam_step(agent.critic, twin.critic, 1e-4)
+    assert_same_adam_step(agent.encoder, twin.encoder, 1e-4)
+
+    # actor: features computed before the encoder step, detached; the critic after its step
+    features = features.detach()
+    pretanh = twin.actor.policy(twin.actor.trunk(features))
+    mu = torch.tanh(pretanh)
+    a = mu.clamp(-1 + 1e-6, 1 - 1e-6)
+    aq1, aq2 = twin.critic(features, a)
+    actor_loss = -torch.min(aq1, aq2).mean()
+    bc = bc_weight * ((a - batch.action) ** 2).mean()
+    penalty = 0.5 * ((pretanh.abs() - 0.05).clamp_min(0) ** 2).mean()
+    assert penalty.item() > 0
+    assert metrics["actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-5)
+    assert metrics["actor_loss_bc"] == pytest.approx(bc.item(), rel=1e-5)
+    assert metrics["abs_pretanh"] == pytest.approx(pretanh.abs().mean().item(), rel=1e-5)
+    assert metrics["max_abs_pretanh"] == pytest.approx(pretanh.abs().max().item(), rel=1e-5)
+    assert metrics["batch_reward"] == pytest.approx(batch.reward.mean().item(), rel=1e-6)
+    twin.actor_opt.zero_grad()
+    (actor_loss + bc + penalty).backward()
+    twin.actor_opt.step()
+    assert_same_adam_step(agent.actor, twin.actor, 1e-4)
+
+    # soft target update with tau 0.01
+    for name, p in agent.critic_target.state_dict().items():
+        expected = 0.99 * twin.critic_target.state_dict()[name] + 0.01 * twin.critic.state_dict()[name]
+        torch.testing.assert_close(p, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_stage2_cql_update_matches_independent_computation():
+    """CQL with N = 0 random actions and σ = 0: the logsumexp runs over Q(s,a), Q(s,π(s)), Q(s,π(s'))."""
+    settings = dict(stage2_std=0.0, use_data_aug=False, cql_n_random=0, cql_weight=0.7, cql_temp=2.0,
+                    pretanh_penalty=0.0)
+    agent, twin = make_agent(**settings), make_agent(**settings)
+    batch = make_batch(seed=1)
+    metrics = agent.update(batch, stage=2, step=0)
+
+    features = torch.cat([twin.encoder(batch.obs.float()), batch.sensor], 1)
+    next_features = features_before_update(twin, batch.next_obs, batch.next_sensor)
+
+    def mean_action(f):
+        return clamp_straight_through(torch.tanh(twin.actor.policy(twin.actor.trunk(f))))
+
+    with torch.no_grad():
+        tq1, tq2 = twin.critic_target(next_features, mean_action(next_features))
+        y = batch.reward + batch.discount * torch.min(tq1, tq2)
+    q1, q2 = twin.critic(features, batch.action)
+    td = ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()
+    pi_q1, pi_q2 = twin.critic(features, mean_action(features))  # the graph reaches the encoder through π(s)
+    with torch.no_grad():
+        a_next = mean_action(next_features)
+    nx_q1, nx_q2 = twin.critic(features, a_next)  # π(s') evaluated at s
+    conservative = 0
+    for q, pi_q, nx_q in ((q1, pi_q1, nx_q1), (q2, pi_q2, nx_q2)):
+        values = torch.cat([q, pi_q, nx_q], 1) / 2.0
+        conservative = conservative + 0.7 * 2.0 * torch.logsumexp(values, 1).mean() - 0.7 * q.mean()
+    assert metrics["critic_loss"] == pytest.approx(td.item(), rel=1e-5)
+    twin.critic_opt.zero_grad()
+    twin.encoder_opt.zero_grad()
+    (td + conservative).backward()
+    twin.critic_opt.step()
+    twin.encoder_opt.step()
+    assert_same_adam_step(agent.critic, twin.critic, 1e-4)
+    assert_same_adam_step(agent.encoder, twin.encoder, 1e-4)
+
+
+def test_cql_only_in_stage2_unless_stage3_conservative():
+    batch = make_batch()
+    plain, conservative, stage2 = (make_agent(use_data_aug=False, **kw) for kw in (
+        {}, {"stage3_conservative": True}, {}))
+    assert plain.stage_settings(3, 0)["cql_weight"] == 0
+    assert conservative.stage_settings(3, 0)["cql_weight"] == 1
+    assert stage2.stage_settings(2, 0)["cql_weight"] == 1 and stage2.stage_settings(2, 0)["std"] == 0.1
+    plain.update(batch, 3, 0)
+    conservative.update(batch, 3, 0)
+    assert not torch.equal(plain.critic.Q1[0].weight, conservative.critic.Q1[0].weight)
+
+
+def test_frozen_encoder_when_lr_scale_zero_or_disabled():
+    batch = make_batch()
+    for overrides, stage in (({"encoder_lr_scale": 0.0}, 3), ({"stage3_update_encoder": False}, 3),
+                             ({"stage2_update_encoder": False}, 2)):
+        agent = make_agent(**overrides)
+        before = {k: v.clone() for k, v in agent.encoder.named_parameters()}
+        agent.update(batch, stage, 0)
+        for name, p in agent.encoder.named_parameters():
+            assert torch.equal(p, before[name]) and p.grad is None, (overrides, name)
+        # BatchNorm running statistics are still updated in train mode
+        assert agent.encoder.model.bn1.num_batches_tracked.item() == 2
+
+
+def test_update_without_sync_returns_tensors():
+    agent = make_agent()
+    metrics = agent.update(make_batch(), 2, 0, sync=False)
+    assert isinstance(metrics["critic_loss"], torch.Tensor)
+    from vrl3.agent import metrics_to_floats
+    floats = metrics_to_floats(metrics)
+    assert floats["critic_loss"] == pytest.approx(metrics["critic_loss"].item())
+
+
+def test_frame_stacked_and_multicamera_observations():
+    agent = make_agent(obs_channels=9)
+    assert agent.encoder.model.conv1.weight.shape[1] == 9
+    metrics = agent.update(make_batch(obs_channels=9), 2, 0)
+    assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_critic_loss_decreases_on_a_fixed_batch():
+    agent = make_agent(lr=1e-3, critic_target_tau=0.05)
+    batch = make_batch(seed=3)
+    losses_seen = [agent.update(batch, 3, step)["critic_loss"] for step in range(0, 80, 2)]
+    assert np.mean(losses_seen[-5:]) < 0.5 * np.mean(losses_seen[:3])
+
+
+# ---------------------------------------------------------------- checkpoints
+
+def test_state_dict_round_trip_gives_identical_actions_and_updates(tmp_path):
+    agent = make_agent(seed=1)
+    batch = make_batch()
+    for step in range(3):
+        agent.update(batch, 2, step)
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    buffer.seek(0)
+    restored = make_agent(seed=99)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+
+    obs, sensor = batch.obs[0].numpy(), batch.sensor[0].numpy()
+    np.testing.assert_array_equal(agent.act(obs, sensor, 7, eval_mode=False), restored.act(obs, sensor, 7, False))
+    np.testing.assert_array_equal(agent.act(obs, sensor, 7, eval_mode=True), restored.act(obs, sensor, 7, True))
+    assert agent.update(batch, 2, 3) == restored.update(batch, 2, 3)
+    assert agent.update(batch, 3, 4) == restored.update(batch, 3, 4)
+    for a, b in zip(agent.state_dict()["encoder"].values(), restored.state_dict()["encoder"].values()):
+        assert torch.equal(a, b)
+    for a, b in zip(agent.actor.parameters(), restored.actor.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_same_seed_same_init_different_seed_different_init():
+    a, b, c = make_agent(seed=5), make_agent(seed=5), make_agent(seed=6)
+    assert torch.equal(a.critic.Q1[0].weight, b.critic.Q1[0].weight)
+    assert torch.equal(a.encoder.model.conv1.weight, b.encoder.model.conv1.weight)
+    assert not torch.equal(a.critic.Q1[0].weight, c.critic.Q1[0].weight)
+
+
+def test_switch_to_rl_loads_checkpoint_strictly(tmp_path):
+    from vrl3.agent import make_resnet84
+
+    source = make_resnet84("resnet6_32channel", generator=torch.Generator().manual_seed(42))
+    path = tmp_path / "resnet6_32channel_checkpoint.pth.tar"
+    torch.save({"arch": "resnet6_32channel", "state_dict": {"module." + k: v for k, v in source.state_dict().items()}},
+               path)
+    agent = make_agent(obs_channels=6)
+    agent.switch_to_rl(6, str(path))
+    torch.testing.assert_close(agent.encoder.model.conv1.weight, source.conv1.weight.repeat(1, 2, 1, 1) / 2)
+    torch.testing.assert_close(agent.encoder.model.layer4[0].bn1.running_var, source.layer4[0].bn1.running_var)
+    wrong = make_agent(obs_channels=3, stage1_model_name="resnet6_64channel")
+    with pytest.raises(UserError, match="resnet6_32channel_checkpoint"):
+        wrong.switch_to_rl(3, str(path))
