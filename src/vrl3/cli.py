@@ -11,6 +11,10 @@ SUBCOMMANDS = {
     "demos": ("vrl3.demos.cli", "get human/expert/minari demonstrations and re-render them to pixels"),
     "train": ("vrl3.train.cli", "run the stages a run still lacks (stage 2, then stage 3)"),
     "pretrain": ("vrl3.stage1.cli", "stage 1: pretrain a ResNet84 encoder on an ImageFolder"),
+    "encoder": ("vrl3.stage1.encoder_cli", "stage 1: get the authors' pretrained encoder (Google Drive or a mirror)"),
+    "run-stage": ("vrl3.pipeline.run_stage_cli", "workflow step: `vrl3 train --stage N`, resuming or starting over"),
+    "dvc-config": ("vrl3.pipeline.dvc_cli", "write params.yaml and dvc.yaml (the DVC pipeline) from the config"),
+    "report": ("vrl3.report.cli", "aggregate eval.csv logs into figures and tables"),
 }
 
 

@@ -1,0 +1,1 @@
+"""`vrl3 report`: aggregate eval.csv logs of many runs into the paper's figures and tables."""

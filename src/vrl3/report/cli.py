@@ -1,0 +1,192 @@
+"""`vrl3 report --runs DIR --out DIR`: figures, tables and a reproduction report from eval.csv logs."""
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vrl3.errors import UserError
+from vrl3.report import figures, paper, tables
+from vrl3.report.report_md import write_report
+from vrl3.report.runs import Run, coverage_warnings, discover_runs
+
+DEFAULT_BUDGETS = "100000,500000,1000000,2000000,4000000"
+REPORT_MARKER = "report.md"  # an existing --out folder is only replaced when it holds an earlier report
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(float(v)) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated frame counts, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative frame counts, got {text!r}")
+    return values
+
+
+def _fraction_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions, got {text!r}") from None
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"thresholds are success fractions in (0, 1], got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", required=True, type=Path,
+                        help="folder of runs: [<variant>/]<task>/seed<N>/eval.csv, <variant>_<env>_s<seed>/eval.csv "
+                             "(official) or <variant>_<env>_s<seed>/log.csv (RRL)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")
+    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for every CI (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
+    parser.add_argument("--budgets", type=_int_list, default=_int_list(DEFAULT_BUDGETS),
+                        help=f"frame budgets of the success table and aggregate metrics (default {DEFAULT_BUDGETS})")
+    parser.add_argument("--thresholds", type=_fraction_list, default=[0.5, 0.9],
+                        help="success thresholds for frames-to-threshold (default 0.5,0.9)")
+    parser.add_argument("--window-frames", type=int, default=200_000,
+                        help="sliding window of frames-to-threshold (default 200000, as plot_utils)")
+    parser.add_argument("--profile-frames", type=_int_list, default=[1_000_000, 4_000_000],
+                        help="budgets shown in the performance-profile figure (default 1000000,4000000)")
+    parser.add_argument("--plot-max-frames", type=int, default=None,
+                        help="clip the x axis of the success-rate figures (e.g. 4050000 as in the paper; "
+                             "default: everything logged)")
+    parser.add_argument("--label", action="append", default=[], metavar="METHOD=LABEL",
+                        help="rename a method/variant (repeatable); variants given the same label are merged")
+    parser.add_argument("--paper", type=Path, default=None,
+                        help="published numbers to compare with (default: the packaged data/paper_results.csv)")
+
+
+def _relabel(runs: list[Run], pairs: list[str]) -> list[Run]:
+    labels = {}
+    for pair in pairs:
+        old, sep, new = pair.partition("=")
+        if not sep or not old or not new:
+            raise UserError(f"--label {pair!r}: write it as METHOD=LABEL, e.g. --label rrl=RRL")
+        labels[old] = new
+    unknown = sorted(set(labels) - {run.method for run in runs})
+    if unknown:
+        raise UserError(f"--label names method(s) {', '.join(unknown)} that no run has; methods found: "
+                        f"{', '.join(sorted({run.method for run in runs}))}")
+    seen = {}
+    for run in runs:
+        run.method = labels.get(run.method, run.method)
+        key = (run.method, run.task, run.seed)
+        if key in seen:
+            raise UserError(f"--label merges {run.path} and {seen[key]} into the same method, task and seed; "
+                            f"label them differently")
+        seen[key] = run.path
+    return sorted(runs, key=lambda r: (r.method, r.task, r.seed))
+
+
+def _check_out(out: Path, runs_dir: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_MARKER).exists():
+        raise UserError(f"--out {out} exists and does not hold an earlier vrl3 report; give a new or empty folder")
+    runs_at = runs_dir.resolve()
+    if runs_at == out.resolve() or out.resolve() in runs_at.parents:
+        raise UserError(f"--out {out} holds the --runs folder and would be replaced; give a separate output folder")
+
+
+def _profile_panels(runs: list[Run], budgets: list[int]) -> list[tuple[str, dict]]:
+    panels = []
+    for budget in budgets:
+        scores = tables.budget_scores(runs, budget)
+        if scores:
+            panels.append((f"at {tables.format_frames(budget)} frames", scores))
+    if not panels:  # every run is shorter than the budgets: profile their last evaluations
+        last: dict[str, dict[str, list]] = {}
+        for run in runs:
+            last.setdefault(run.method, {}).setdefault(run.task, []).append(float(run.success[-1]))
+        panels.append(("at each run's last evaluation",
+                       {m: {t: np.array(v) for t, v in by_task.items()} for m, by_task in last.items()}))
+    return panels
+
+
+def build(runs: list[Run], args, out: Path, notes: list[str], warn) -> None:
+    """Write every figure, table and report.md into `out` (an empty folder)."""
+    reps = args.bootstrap
+    rng = np.random.default_rng(args.seed)
+    (out / "figures").mkdir(parents=True)
+    (out / "tables").mkdir()
+
+    success = tables.success_at_budgets(runs, args.budgets, reps, rng)
+    for r in success.itertuples():
+        if 0 < r.n_seeds < r.seeds_total:
+            notes.append(f"method {r.method}, task {r.task}: only {r.n_seeds} of {r.seeds_total} seeds reach "
+                         f"{tables.format_frames(r.frames)} frames; that cell uses those seeds")
+    thresholds = tables.frames_to_thresholds(runs, args.thresholds, args.window_frames, reps, rng)
+    aggregates = tables.aggregate_metrics(runs, args.budgets, reps, rng)
+    tables_md = {"success_at_budgets": tables.success_markdown(success),
+                 "frames_to_threshold": tables.thresholds_markdown(thresholds),
+                 "aggregate_metrics": tables.aggregate_markdown(aggregates)}
+    for name, table in (("success_at_budgets", success), ("frames_to_threshold", thresholds),
+                        ("aggregate_metrics", aggregates)):
+        tables.write_table(table, tables_md[name], out / "tables" / name)
+
+    methods = sorted({run.method for run in runs})
+    colors = figures.method_colors(methods)
+    groups = tables.group_runs(runs)
+    names = []
+    for task in sorted({run.task for run in runs}):
+        curves = [figures.task_curve(m, groups[(m, task)], reps, rng, warn) for m in methods if (m, task) in groups]
+        figures.plot_curves(curves, colors, task, out / "figures" / f"success_rate_{task}", args.plot_max_frames)
+        names.append(f"success_rate_{task}")
+    aggregate = [figures.aggregate_curve(m, {t: rs for (mm, t), rs in groups.items() if mm == m}, reps, rng, warn)
+                 for m in methods]
+    figures.plot_curves(aggregate, colors, "Mean over tasks", out / "figures" / "success_rate_aggregate",
+                        args.plot_max_frames)
+    figures.plot_performance_profile(_profile_panels(runs, args.profile_frames), colors, reps, rng,
+                                     out / "figures" / "performance_profile")
+    names += ["success_rate_aggregate", "performance_profile"]
+
+    ours = paper.our_metrics(runs, success, thresholds, aggregates, reps, rng)
+    comparison = paper.compare(ours, paper.load_paper(args.paper or paper.default_paper_file()))
+    comparison.to_csv(out / "tables" / "paper_comparison.csv", index=False)
+    settings = (f"Bootstrap: {reps} resamples (seed {args.seed}); frames-to-threshold window "
+                f"{args.window_frames:,} frames.")
+    write_report(out / "report.md", str(args.runs), runs, notes, tables_md, comparison, names, settings)
+
+
+def _replace(out: Path, staged: Path) -> None:
+    """Put the finished `staged` folder at `out`, removing an earlier report only once the new one is complete."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+        staged.rename(out)
+        shutil.rmtree(old)
+    else:
+        staged.rename(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bootstrap < 1:
+        raise UserError(f"--bootstrap {args.bootstrap}: give a positive number of resamples (e.g. 2000)")
+    if args.window_frames < 1:
+        raise UserError(f"--window-frames {args.window_frames}: give a positive number of frames (e.g. 200000)")
+    notes: list[str] = []
+
+    def warn(message: str) -> None:
+        print(f"vrl3 report: warning: {message}", file=sys.stderr)
+        notes.append(message)
+
+    runs = _relabel(discover_runs(args.runs, warn), args.label)
+    for line in coverage_warnings(runs):
+        warn(line)
+    out = args.out
+    _check_out(out, args.runs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        build(runs, args, staged, notes, warn)
+        _replace(out, staged)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    print(f"vrl3 report: {len(runs)} runs -> {out}/report.md, {out}/figures, {out}/tables")
+    return 0

@@ -1,0 +1,170 @@
+"""Find runs under a folder and read their evaluation logs into (frame, success_rate) curves.
+
+Layouts understood (each folder holding a log is one seed of one method on one task):
+* ours:      [<variant>/]<task>/seed<N>/eval.csv              (method `vrl3` when there is no variant level)
+* official:  .../<variant>_<env>_s<seed>/eval.csv             (plot_utils naming, e.g. `..._door-v0_s1`)
+* RRL:       .../<variant>_<env>_s<seed>/log.csv              (iteration, success_rate in percent)
+"""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vrl3.errors import UserError
+
+RRL_FRAMES_PER_ITERATION = 40_000  # RRL/DAPG: 200 trajectories x 200 steps per iteration (reference §6.2)
+OUR_SEED_DIR = re.compile(r"^seed(\d+)$")
+OFFICIAL_RUN_DIR = re.compile(r"^(.+)_s(\d+)$")  # seed after the last `_s`
+ENV_VERSION = re.compile(r"-v\d+$")
+
+
+@dataclass
+class Run:
+    method: str
+    task: str
+    seed: int
+    path: Path  # the log file
+    frames: np.ndarray  # int64, increasing
+    success: np.ndarray  # fraction in [0, 1]
+    total_time: np.ndarray | None  # seconds since the run started, where the log has it
+
+    @property
+    def last_frame(self) -> int:
+        return int(self.frames[-1])
+
+
+def task_from_env(env: str) -> str:
+    """`door-v0` -> `door`; names without a version stay as they are."""
+    return ENV_VERSION.sub("", env)
+
+
+def _numeric_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{path}: column {column!r} has a non-numeric value {table[column].iloc[row]!r} in data row "
+                        f"{row + 1}; fix or delete that row (or re-run the evaluation that wrote it)")
+    return values.to_numpy(dtype=float)
+
+
+def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty; delete it or re-run the run that should have written it") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"{path}: not a readable CSV ({reason}); delete it or re-run the run that wrote it") from None
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(table.columns)}); "
+                        f"the file needs columns {', '.join(required)} — point --runs at training logs")
+    if len(table) == 0:
+        raise UserError(f"{path}: no data rows (header only); delete the run folder or let the run write an evaluation")
+    return table
+
+
+def _sorted_unique(frames: np.ndarray, *columns):
+    """Sort by frame; a frame logged twice (e.g. after a resume) keeps its last row."""
+    order = np.argsort(frames, kind="stable")
+    frames = frames[order]
+    keep = np.append(frames[1:] != frames[:-1], True)
+    return (frames[keep],) + tuple(None if c is None else c[order][keep] for c in columns)
+
+
+def read_eval_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(frames, success fraction, total_time or None) of an eval.csv (ours, official or RRL-converted)."""
+    table = _read_table(path, ("frame", "success_rate"))
+    frames = _numeric_column(table, "frame", path)
+    success = _numeric_column(table, "success_rate", path)
+    total_time = _numeric_column(table, "total_time", path) if "total_time" in table.columns else None
+    if success.min() < 0 or success.max() > 1:
+        raise UserError(f"{path}: success_rate must be a fraction in [0, 1] (found {success.max():g}); "
+                        f"a percent-valued RRL log belongs in log.csv, or divide the column by 100")
+    return _sorted_unique(frames.astype(np.int64), success, total_time)
+
+
+def read_rrl_log(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
+    """RRL's log.csv converted as plot_utils/rrl_result_converter.py does: frame = iteration * 40000, % -> fraction."""
+    table = _read_table(path, ("iteration", "success_rate"))
+    iterations = _numeric_column(table, "iteration", path)
+    percent = _numeric_column(table, "success_rate", path)
+    if percent.min() < 0 or percent.max() > 100:
+        raise UserError(f"{path}: RRL success_rate must be a percentage in [0, 100] (found {percent.max():g}); "
+                        f"fix the file or delete the run folder")
+    frames = (iterations * RRL_FRAMES_PER_ITERATION).astype(np.int64)
+    return _sorted_unique(frames, percent / 100.0, None)
+
+
+def identify(folder: Path, root: Path, default_method: str) -> tuple[str, str, int] | None:
+    """(method, task, seed) from the folder's place in the tree, or None when no layout matches."""
+    name = folder.name
+    ours = OUR_SEED_DIR.match(name)
+    if ours:
+        rel = folder.relative_to(root).parts if folder != root else ()
+        task = folder.parent.name
+        method = "/".join(rel[:-2]) or default_method
+        return method, task_from_env(task), int(ours.group(1))
+    official = OFFICIAL_RUN_DIR.match(name)
+    if official:
+        prefix, seed = official.group(1), int(official.group(2))
+        variant, _, env = prefix.rpartition("_")
+        return variant or default_method, task_from_env(env), seed
+    return None
+
+
+def discover_runs(root: Path, warn) -> list[Run]:
+    """Every run below `root`, sorted by (method, task, seed). `warn(message)` receives skipped folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"--runs {root}: no such folder; give the folder that holds <task>/seed<N>/eval.csv")
+    runs: dict[tuple[str, str, int], Run] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        folder = Path(dirpath)
+        if "eval.csv" in filenames:
+            log, reader, default_method = folder / "eval.csv", read_eval_csv, "vrl3"
+        elif "log.csv" in filenames:
+            log, reader, default_method = folder / "log.csv", read_rrl_log, "rrl"
+        else:
+            continue
+        key = identify(folder, root, default_method)
+        if key is None:
+            warn(f"skipped {log}: its folder is named neither seed<N> (in <task>/seed<N>) nor <variant>_<env>_s<seed>")
+            continue
+        if key in runs:
+            raise UserError(f"{log} and {runs[key].path} are both method {key[0]}, task {key[1]}, seed {key[2]}; "
+                            f"point --runs at a folder that holds each run once")
+        frames, success, total_time = reader(log)
+        runs[key] = Run(*key, path=log, frames=frames, success=success, total_time=total_time)
+    if not runs:
+        raise UserError(f"--runs {root}: no runs found; expected <task>/seed<N>/eval.csv, "
+                        f"<variant>_<env>_s<seed>/eval.csv or an RRL <variant>_<env>_s<seed>/log.csv below it")
+    return [runs[k] for k in sorted(runs)]
+
+
+def coverage_warnings(runs: list[Run]) -> list[str]:
+    """Lines naming tasks that lack some of their method's seeds, and methods that lack some tasks."""
+    seeds: dict[str, dict[str, set]] = {}
+    for run in runs:
+        seeds.setdefault(run.method, {}).setdefault(run.task, set()).add(run.seed)
+    all_tasks = sorted({run.task for run in runs})
+    lines = []
+    for method, by_task in seeds.items():
+        every_seed = set().union(*by_task.values())
+        for task, have in sorted(by_task.items()):
+            if have != every_seed:
+                lacking = ", ".join(str(s) for s in sorted(every_seed - have))
+                lines.append(f"method {method}, task {task}: seed(s) {lacking} missing (has "
+                             f"{', '.join(str(s) for s in sorted(have))}); its statistics use the seeds present")
+        absent = [t for t in all_tasks if t not in by_task]
+        if absent:
+            lines.append(f"method {method}: no runs for task(s) {', '.join(absent)}; its aggregate covers only "
+                         f"{', '.join(sorted(by_task))} and is not comparable with methods that have all tasks")
+    return lines
