@@ -1,0 +1,1 @@
+"""Stage 1: ImageNet-style pretraining of the ResNet84 encoders."""

@@ -1,0 +1,204 @@
+"""Stage 1: classification pretraining of a ResNet84 on an ImageFolder root (reference §1.2).
+
+Single process on one device, or DistributedDataParallel when launched by torchrun (WORLD_SIZE > 1; NCCL with
+GPUs, gloo on CPU). Writes `<arch>_checkpoint.pth.tar` after every epoch and `<arch>_model_best.pth.tar` for the
+best top-1, both atomically, and resumes from the checkpoint in the output directory.
+"""
+
+import csv
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+from torchvision import datasets, transforms
+
+from vrl3.agent.encoder import IMAGENET_MEAN, IMAGENET_STD, make_resnet84
+from vrl3.errors import UserError
+
+LR_DECAY_EVERY_EPOCHS = 30
+
+
+@dataclass
+class PretrainSettings:
+    data: Path
+    arch: str = "resnet6_32channel"
+    epochs: int = 90
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    workers: int = 4
+    out: Path = Path(".")
+    seed: int = 0
+    print_every: int = 10
+
+
+def train_transform() -> transforms.Compose:
+    return transforms.Compose([transforms.RandomResizedCrop(84), transforms.RandomHorizontalFlip(),
+                               transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def val_transform() -> transforms.Compose:
+    return transforms.Compose([transforms.Resize(100), transforms.CenterCrop(84),
+                               transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+def learning_rate(base_lr: float, epoch: int) -> float:
+    return base_lr * 0.1 ** (epoch // LR_DECAY_EVERY_EPOCHS)
+
+
+def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]) -> list[int]:
+    """Number of samples whose target is among the k highest logits, for each k."""
+    top = logits.topk(max(ks), dim=1).indices
+    hits = top == target.unsqueeze(1)
+    return [int(hits[:, :k].any(dim=1).sum()) for k in ks]
+
+
+def checkpoint_paths(out: Path, arch: str) -> tuple[Path, Path]:
+    return out / f"{arch}_checkpoint.pth.tar", out / f"{arch}_model_best.pth.tar"
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def copy_atomic(source: Path, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, path)
+
+
+def _image_folders(data: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolder]:
+    for split in ("train", "val"):
+        if not (data / split).is_dir():
+            raise UserError(f"--data {data}: no {split}/ folder; expected an ImageFolder root with train/ and val/")
+    try:
+        train_set = datasets.ImageFolder(str(data / "train"), train_transform())
+        val_set = datasets.ImageFolder(str(data / "val"), val_transform())
+    except (FileNotFoundError, RuntimeError) as error:
+        raise UserError(f"--data {data}: {error}") from None
+    if train_set.classes != val_set.classes:
+        raise UserError(f"--data {data}: train/ and val/ hold different class folders; they must be the same")
+    return train_set, val_set
+
+
+def _setup_distributed() -> tuple[int, int, torch.device]:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        return dist.get_rank(), world_size, torch.device("cuda", local_rank)
+    return dist.get_rank(), world_size, torch.device("cpu")
+
+
+def _resume(path: Path, arch: str, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+    if not path.is_file():
+        return 0, 0.0
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001
+        raise UserError(f"cannot resume from {path} ({type(error).__name__}); delete it to start over") from None
+    if checkpoint.get("arch") != arch:
+        raise UserError(f"{path} is a checkpoint of {checkpoint.get('arch')!r}, not {arch!r}: "
+                        f"use another --out or delete it")
+    state = {k.removeprefix("module."): v for k, v in checkpoint["state_dict"].items()}
+    model.load_state_dict(state)
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    return int(checkpoint["epoch"]), float(checkpoint["best_acc1"])
+
+
+def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device, ks: tuple[int, ...]) -> list[float]:
+    model.eval()
+    correct, seen = [0] * len(ks), 0
+    with torch.no_grad():
+        for images, target in loader:
+            logits = model(images.to(device, non_blocking=True))
+            correct = [c + n for c, n in zip(correct, topk_correct(logits, target.to(device), ks))]
+            seen += target.shape[0]
+    return [100.0 * c / max(seen, 1) for c in correct]
+
+
+def pretrain(settings: PretrainSettings) -> dict[str, float]:
+    """Train (or continue training) and return the last epoch's metrics."""
+    train_set, val_set = _image_folders(Path(settings.data))
+    rank, world_size, device = _setup_distributed()
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path, best_path = checkpoint_paths(out, settings.arch)
+    num_classes = len(train_set.classes)
+    ks = (1, min(5, num_classes))
+    torch.manual_seed(settings.seed + rank)
+
+    model = make_resnet84(settings.arch, num_classes=num_classes,
+                          generator=torch.Generator().manual_seed(settings.seed)).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), settings.lr, momentum=settings.momentum,
+                                weight_decay=settings.weight_decay)
+    start_epoch, best_acc1 = _resume(checkpoint_path, settings.arch, model, optimizer)
+    trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                  else None) if world_size > 1 else model
+
+    sampler = DistributedSampler(train_set, seed=settings.seed) if world_size > 1 else None
+    loader_generator = torch.Generator().manual_seed(settings.seed + rank)
+    pin = device.type == "cuda"
+    train_loader = DataLoader(train_set, batch_size=max(settings.batch_size // world_size, 1), shuffle=sampler is None,
+                              sampler=sampler, num_workers=settings.workers, pin_memory=pin, drop_last=False,
+                              generator=loader_generator, persistent_workers=False)
+    val_loader = DataLoader(val_set, batch_size=max(settings.batch_size // world_size, 1), shuffle=False,
+                            num_workers=settings.workers, pin_memory=pin)
+    criterion = nn.CrossEntropyLoss()
+    log_path = out / f"{settings.arch}_log.csv"
+    metrics: dict[str, float] = {}
+
+    if start_epoch >= settings.epochs and rank == 0:
+        print(f"{checkpoint_path} already holds {start_epoch} epochs (>= --epochs {settings.epochs}); nothing to do")
+    for epoch in range(start_epoch, settings.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        lr = learning_rate(settings.lr, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        trained.train()
+        loss_sum, seen, started = torch.zeros((), device=device), 0, time.time()
+        for i, (images, target) in enumerate(train_loader):
+            images, target = images.to(device, non_blocking=True), target.to(device, non_blocking=True)
+            loss = criterion(trained(images), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * target.shape[0]  # stays on the device: no sync per iteration
+            seen += target.shape[0]
+            if rank == 0 and settings.print_every and i % settings.print_every == 0:
+                print(f"epoch {epoch} [{i}/{len(train_loader)}] loss {loss.item():.4f} lr {lr:g}", flush=True)
+        acc1, acc5 = _evaluate(model, val_loader, device, ks)
+        best_acc1 = max(best_acc1, acc1)
+        metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum.item() / max(seen, 1), "val_acc1": acc1,
+                   "val_acc5": acc5, "seconds": time.time() - started}
+        if rank == 0:
+            print(f"epoch {epoch}: train loss {metrics['train_loss']:.4f}  val top-1 {acc1:.2f}  "
+                  f"top-{ks[1]} {acc5:.2f}  ({metrics['seconds']:.0f} s)", flush=True)
+            save_atomic({"epoch": epoch + 1, "arch": settings.arch, "state_dict": model.state_dict(),
+                         "best_acc1": best_acc1, "optimizer": optimizer.state_dict()}, checkpoint_path)
+            if acc1 >= best_acc1:
+                copy_atomic(checkpoint_path, best_path)
+            new_log = not log_path.exists()
+            with open(log_path, "a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(metrics))
+                if new_log:
+                    writer.writeheader()
+                writer.writerow(metrics)
+    if world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return metrics

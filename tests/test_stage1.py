@@ -1,0 +1,105 @@
+"""Stage-1 pretraining (`vrl3 pretrain`) on a generated ImageFolder (reference §1.2)."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vrl3.agent import make_resnet84, load_stage1_checkpoint
+from vrl3.cli import main
+from vrl3.stage1.pretrain import learning_rate, topk_correct, val_transform
+
+ARCH = "resnet6_32channel"
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """3 classes x 6 random 100x100 PNGs in train/ and 3 per class in val/."""
+    root = tmp_path_factory.mktemp("imagefolder")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 6), ("val", 3)):
+        for label in ("a", "b", "c"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def run_pretrain(data, out, epochs):
+    return main(["pretrain", "--data", str(data), "--arch", ARCH, "--epochs", str(epochs), "--batch-size", "4",
+                 "--workers", "0", "--out", str(out), "--seed", "0"])
+
+
+def test_pretrain_writes_loadable_checkpoint_and_resumes(image_folder, tmp_path):
+    out = tmp_path / "stage1"
+    assert run_pretrain(image_folder, out, epochs=1) == 0
+    checkpoint_path = out / f"{ARCH}_checkpoint.pth.tar"
+    assert checkpoint_path.is_file() and (out / f"{ARCH}_model_best.pth.tar").is_file()
+    assert not list(out.glob("*.tmp"))
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    assert set(checkpoint) == {"epoch", "arch", "state_dict", "best_acc1", "optimizer"}
+    assert checkpoint["epoch"] == 1 and checkpoint["arch"] == ARCH
+    assert checkpoint["optimizer"]["param_groups"][0]["momentum"] == 0.9
+    assert checkpoint["optimizer"]["param_groups"][0]["weight_decay"] == 1e-4
+
+    encoder = make_resnet84(ARCH, num_classes=None)
+    load_stage1_checkpoint(encoder, checkpoint_path)  # strict
+    torch.testing.assert_close(encoder.conv1.weight, checkpoint["state_dict"]["conv1.weight"])
+    classifier = make_resnet84(ARCH, num_classes=3)
+    load_stage1_checkpoint(classifier, checkpoint_path)
+
+    assert run_pretrain(image_folder, out, epochs=2) == 0  # resumes at epoch 1
+    resumed = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    assert resumed["epoch"] == 2
+    assert not torch.equal(resumed["state_dict"]["conv1.weight"], checkpoint["state_dict"]["conv1.weight"])
+    with open(out / f"{ARCH}_log.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert all(0 <= float(row["val_acc1"]) <= 100 for row in rows)
+
+
+def test_bad_arguments_are_user_errors(image_folder, tmp_path, capsys):
+    assert main(["pretrain", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "train/" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(image_folder), "--arch", "resnet50", "--out", str(tmp_path)]) == 2
+    assert "resnet6_32channel" in capsys.readouterr().err
+
+
+def test_topk_and_learning_rate_schedule():
+    logits = torch.tensor([[0.1, 0.5, 0.2, 0.0], [0.9, 0.0, 0.05, 0.3], [0.0, 0.1, 0.2, 0.3]])
+    target = torch.tensor([1, 3, 0])
+    assert topk_correct(logits, target, (1, 2, 4)) == [1, 2, 3]
+    assert learning_rate(0.1, 0) == 0.1 and learning_rate(0.1, 29) == 0.1
+    assert learning_rate(0.1, 30) == pytest.approx(0.01) and learning_rate(0.1, 89) == pytest.approx(0.001)
+
+
+def test_val_transform_gives_normalised_84px_center_crop():
+    image = Image.fromarray(np.full((100, 150, 3), 255, np.uint8))
+    out = val_transform()(image)
+    assert out.shape == (3, 84, 84)
+    torch.testing.assert_close(out[:, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor(
+        [0.229, 0.224, 0.225]))
+
+
+@pytest.mark.slow
+def test_distributed_pretraining_under_torchrun(image_folder, tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not installed next to this python")
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "vrl3.cli", "pretrain",
+                             "--data", str(image_folder), "--arch", ARCH, "--epochs", "1", "--batch-size", "4",
+                             "--workers", "0", "--out", str(out)], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = out / f"{ARCH}_checkpoint.pth.tar"
+    load_stage1_checkpoint(make_resnet84(ARCH, num_classes=None), checkpoint)
