@@ -283,6 +283,11 @@ def test_efficiency_is_rrl_frames_over_ours():
     rows = _efficiency_rows({("vrl3", "relocate"): 900_000.0, ("rrl", "relocate"): 11_000_000.0}, {})
     ratio = {(r["task"], r["metric"]): r["value"] for r in rows}
     assert ratio[("relocate", "sample_efficiency_vs_rrl_pct")] == pytest.approx(100 * 11 / 0.9)
+    rows = _efficiency_rows({("vrl3", "door"): 1e6, ("rrl", "door"): 4e6, ("vrl3", "pen"): 1e6,
+                             ("rrl", "pen"): 2e6, ("vrl3", "relocate"): 1e6, ("rrl", "relocate"): np.inf}, {})
+    aggregate = [r for r in rows if r["task"] == "aggregate"]
+    assert len(aggregate) == 1 and aggregate[0]["value"] == pytest.approx(300.0)  # mean of 400 % and 200 %
+    assert "not reached on relocate" in aggregate[0]["note"]
 
 
 def test_compare_flags_numbers_outside_the_paper():

@@ -56,9 +56,9 @@ def paper_method_key(method: str, paper_methods: set[str]) -> str:
     return method.replace("/", "_").split("_")[0].lower()
 
 
-def _row(task, method, metric, value, low=np.nan, high=np.nan, logged_until=np.nan) -> dict:
+def _row(task, method, metric, value, low=np.nan, high=np.nan, logged_until=np.nan, note="") -> dict:
     return {"task": task, "method": method, "metric": metric, "value": float(value), "low": float(low),
-            "high": float(high), "logged_until": float(logged_until)}
+            "high": float(high), "logged_until": float(logged_until), "note": note}
 
 
 def _hours(runs: list[Run], reps: int, rng, pick) -> tuple | None:
@@ -107,17 +107,24 @@ def _efficiency_rows(frames_to_90: dict, hours_to_90: dict) -> list[dict]:
     """
     rrl = {task: f for (method, task), f in frames_to_90.items() if method.lower() == "rrl"}
     rows, ratios_by_method = [], {}
+    tasks_by_method: dict[str, list] = {}
+    for method, task in frames_to_90:
+        tasks_by_method.setdefault(method, []).append(task)
     for (method, task), frames in sorted(frames_to_90.items()):
         if method.lower() == "rrl" or task not in rrl or not (np.isfinite(frames) and np.isfinite(rrl[task])):
             continue
         ratio = 100.0 * rrl[task] / frames
         rows.append(_row(task, method, "sample_efficiency_vs_rrl_pct", ratio))
-        ratios_by_method.setdefault(method, []).append(ratio)
+        ratios_by_method.setdefault(method, []).append((task, ratio))
         if (method, task) in hours_to_90 and ("rrl", task) in hours_to_90:
             rows.append(_row(task, method, "compute_fraction_of_rrl_pct",
                              100.0 * hours_to_90[(method, task)] / hours_to_90[("rrl", task)]))
     for method, ratios in ratios_by_method.items():
-        rows.append(_row("aggregate", method, "sample_efficiency_vs_rrl_pct", np.mean(ratios)))
+        used = [task for task, _ in ratios]
+        left_out = sorted(set(tasks_by_method[method]) - set(used))
+        note = f"mean over {', '.join(used)}" + (f"; 90 % not reached on {', '.join(left_out)}" if left_out else "")
+        rows.append(_row("aggregate", method, "sample_efficiency_vs_rrl_pct", np.mean([r for _, r in ratios]),
+                         note=note))
     return rows
 
 
@@ -133,7 +140,7 @@ def our_metrics(runs: list[Run], success: pd.DataFrame, thresholds: pd.DataFrame
     timing = _timing_rows(runs, to_90, reps, rng)
     hours_to_90 = {(r["method"], r["task"]): r["value"] for r in timing if r["metric"] == "hours_to_90"}
     rows += timing + _efficiency_rows(to_90, hours_to_90)
-    return pd.DataFrame(rows, columns=["task", "method", "metric", "value", "low", "high", "logged_until"])
+    return pd.DataFrame(rows, columns=["task", "method", "metric", "value", "low", "high", "logged_until", "note"])
 
 
 def _check(paper, ours) -> str:
@@ -146,8 +153,13 @@ def _check(paper, ours) -> str:
     if np.isfinite(paper.low) and np.isfinite(paper.high):
         return "within paper band" if paper.low <= value <= paper.high else "OUTSIDE paper band"
     if np.isnan(low) or np.isnan(high) or low == high:
-        return "no band to compare (paper and ours are point values)"
+        return f"no band to compare (ours is {100 * (value / paper.value - 1):+.0f} % off the paper value)"
     return "paper value within our 95 % CI" if low <= paper.value <= high else "OUTSIDE: paper value not in our 95 % CI"
+
+
+def _with_note(check: str, ours) -> str:
+    note = getattr(ours, "note", "")
+    return f"{check} ({note})" if isinstance(note, str) and note else check
 
 
 def compare(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
@@ -161,7 +173,7 @@ def compare(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
             matched.add(o.Index)
             rows.append(dict(task=p.task, method=o.method, metric=p.metric, paper_value=p.value, paper_low=p.low,
                              paper_high=p.high, our_value=o.value, our_low=o.low, our_high=o.high,
-                             check=_check(p, o), source=p.source))
+                             check=_with_note(_check(p, o), o), source=p.source))
         if hits.empty:
             rows.append(dict(task=p.task, method=p.method, metric=p.metric, paper_value=p.value, paper_low=p.low,
                              paper_high=p.high, our_value=np.nan, our_low=np.nan, our_high=np.nan,
@@ -170,5 +182,5 @@ def compare(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
         if o.Index not in matched and (o.metric in HEADLINE_METRICS or o.metric in set(paper["metric"])):
             rows.append(dict(task=o.task, method=o.method, metric=o.metric, paper_value=np.nan, paper_low=np.nan,
                              paper_high=np.nan, our_value=o.value, our_low=o.low, our_high=o.high,
-                             check="no paper value", source=""))
+                             check=_with_note("no paper value", o), source=""))
     return pd.DataFrame(rows)
