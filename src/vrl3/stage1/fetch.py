@@ -58,8 +58,8 @@ def _expected_sha256(name: str) -> str | None:
 
 
 def _offline_error(what: str, error: Exception, name: str) -> UserError:
-    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return UserError(f"could not {what} ({type(error).__name__}: {first_line}): check the network, or download "
+    # requests' messages run to several hundred characters of pool internals: the class name says enough
+    return UserError(f"could not {what} ({type(error).__name__}): check the network, or download "
                      f"vrl3data/{registry()['folder_path']}/{name} by hand from {drive_folder_url()} and set "
                      f"stage1.source: mirror with stage1.mirror: DIR (vrl3 encoder --source mirror --mirror DIR), "
                      f"or stage1.source: none to train without a pretrained encoder")

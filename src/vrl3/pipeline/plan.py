@@ -1,0 +1,102 @@
+"""Runs, paths and per-stage parameters of the workflow, computed from one merged config."""
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vrl3.train.config import load_config
+from vrl3.train.stage_keys import stage2_params, stage3_params
+
+
+def prepare_job_environment() -> None:
+    """Let Snakemake's jobs find `vrl3` beside the Python running Snakemake (e.g. an unactivated .venv/bin;
+    --use-conda puts its environment first), and render offscreen with EGL unless the user chose otherwise."""
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def merge(base: dict, overlay: dict) -> dict:
+    """Deep merge as Snakemake's --configfile/--config do: dicts merge key by key, anything else is replaced."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def demos_dir(config: dict, task: str) -> str:
+    return f"{config['data_dir']}/demos/{task}"
+
+
+def encoder_path(config: dict, arch: str) -> str | None:
+    """The stage-1 checkpoint runs load; None when stage1.source is none (random init)."""
+    if config["stage1"]["source"] == "none":
+        return None
+    return f"{config['data_dir']}/stage1/{arch}_checkpoint.pth.tar"
+
+
+def run_dir(config: dict, task: str, seed: int) -> str:
+    return f"{config['results_dir']}/runs/{task}/seed{seed}"
+
+
+def runs(config: dict) -> list[tuple[str, int]]:
+    return [(task, seed) for task in config["tasks"] for seed in config["seeds"]]
+
+
+def write_config(config: dict, folder: str | Path) -> Path:
+    """`config` as a YAML file named by its content, for `vrl3 train --config`; written once, atomically."""
+    text = yaml.safe_dump(config, sort_keys=True)
+    path = Path(folder) / f"config-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (task, seed) run as the workflow passes it to `vrl3 train`."""
+    task: str
+    seed: int
+    demos: str
+    run_dir: str
+    stage1_checkpoint: str | None
+    cfg: dict  # the run's resolved config, exactly as `vrl3 train` will see it
+
+    def overrides(self) -> list[str]:
+        return [f"task={self.task}", f"seed={self.seed}", f"demos={self.demos}", f"run_dir={self.run_dir}",
+                f"stage1_checkpoint={self.stage1_checkpoint or 'null'}"]
+
+    def stage2_params(self) -> str:
+        return canonical(stage2_params(self.cfg))
+
+    def stage3_params(self) -> str:
+        return canonical(stage3_params(self.cfg))
+
+
+def canonical(value) -> str:
+    """A stable text form (sorted keys), so Snakemake's params-change check sees only real changes."""
+    return json.dumps(value, sort_keys=True)
+
+
+def plan_run(config_file: str | Path, config: dict, task: str, seed: int) -> Run:
+    """Resolve one run through `vrl3 train`'s own loader (defaults, per-task overrides, validation)."""
+    base = load_config(config_file, [f"task={task}", f"seed={seed}"])
+    arch = base["agent"]["stage1_model_name"]  # per-task overrides may pick another encoder
+    demos, folder, checkpoint = demos_dir(config, task), run_dir(config, task, seed), encoder_path(config, arch)
+    run = Run(task, seed, demos, folder, checkpoint, cfg={})
+    cfg = load_config(config_file, run.overrides())
+    return Run(task, seed, demos, folder, checkpoint, cfg)
+
+
+def stage1_archs(planned: list[Run]) -> list[str]:
+    return sorted({run.cfg["agent"]["stage1_model_name"] for run in planned if run.stage1_checkpoint})

@@ -1,0 +1,132 @@
+"""vrl3.pipeline: resume-or-restart stamps, per-run metrics, run planning (no training: hand-made run dirs)."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from vrl3.pipeline import plan
+from vrl3.pipeline.metrics import stage2_metrics, stage3_metrics
+from vrl3.pipeline.stage_state import STAMP, content_digest, prepare_stage
+from vrl3.train.config import DEFAULTS_PATH, load_config
+from vrl3.train.stage_keys import stage2_params, stage3_params
+
+SMOKE = plan.Path(__file__).resolve().parents[1] / "config" / "smoke.yaml"
+
+
+def write_npz(path, **arrays):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.fixture
+def run_cfg(tmp_path):
+    demos = tmp_path / "demos"
+    write_npz(demos / "episodes" / "episode_000000.npz", reward=np.arange(5, dtype=np.float32))
+    (demos / "manifest.json").write_text('{"task": "door"}')
+    return load_config(SMOKE, [f"demos={demos}", f"run_dir={tmp_path / 'run'}"])
+
+
+def fill_run(run_dir):
+    """What `vrl3 train` leaves after both stages (contents do not matter here)."""
+    for name in ("stage2/params.yaml", "stage2/stage2_eval.csv", "stage2/checkpoints/latest.pt",
+                 "params.yaml", "eval.csv", "train.csv", "checkpoints/latest.pt", "episodes/episode_000000.npz"):
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_text("x")
+
+
+def test_first_start_writes_a_stamp_and_a_second_call_resumes(run_cfg):
+    assert prepare_stage(run_cfg, 2) == "start"
+    stamp = json.loads((plan.Path(run_cfg["run_dir"]) / "stage2" / STAMP).read_text())
+    assert json.loads(stamp["params"]) == stage2_params(run_cfg)
+    assert prepare_stage(run_cfg, 2) == "resume"
+    assert prepare_stage(run_cfg, 3) == "start"
+    assert prepare_stage(run_cfg, 3) == "resume"
+
+
+def test_changed_stage3_key_restarts_stage3_only(run_cfg):
+    run_dir = plan.Path(run_cfg["run_dir"])
+    prepare_stage(run_cfg, 2), prepare_stage(run_cfg, 3)
+    fill_run(run_dir)
+    changed = dict(run_cfg, num_train_frames=run_cfg["num_train_frames"] + 2)
+    assert prepare_stage(changed, 2) == "resume"  # stage 2 does not read num_train_frames
+    assert prepare_stage(changed, 3) == "restart"
+    assert (run_dir / "stage2" / "checkpoints" / "latest.pt").exists()
+    for gone in ("eval.csv", "train.csv", "params.yaml", "checkpoints", "episodes"):
+        assert not (run_dir / gone).exists(), gone
+    assert json.loads(json.loads((run_dir / STAMP).read_text())["params"]) == stage3_params(changed)
+
+
+def test_changed_stage2_agent_key_restarts_both_stages(run_cfg):
+    run_dir = plan.Path(run_cfg["run_dir"])
+    prepare_stage(run_cfg, 2), prepare_stage(run_cfg, 3)
+    fill_run(run_dir)
+    changed = dict(run_cfg, agent=dict(run_cfg["agent"], cql_weight=2.0))
+    assert prepare_stage(changed, 2) == "restart"
+    assert sorted(p.name for p in (run_dir / "stage2").iterdir()) == [STAMP]
+    assert not (run_dir / "eval.csv").exists() and not (run_dir / "checkpoints").exists()
+    assert prepare_stage(changed, 3) == "start"  # its old state went with stage 2's
+
+
+def test_changed_stage3_agent_key_keeps_stage2(run_cfg):
+    prepare_stage(run_cfg, 2), prepare_stage(run_cfg, 3)
+    changed = dict(run_cfg, agent=dict(run_cfg["agent"], std0=0.5))
+    assert prepare_stage(changed, 2) == "resume"
+    assert prepare_stage(changed, 3) == "restart"
+
+
+def test_new_demo_content_restarts_stage2_but_a_rewrite_of_the_same_arrays_does_not(run_cfg):
+    demos = plan.Path(run_cfg["demos"])
+    prepare_stage(run_cfg, 2)
+    # same arrays written again (a re-render): the zip's time stamps change, the digest must not
+    write_npz(demos / "episodes" / "episode_000000.npz", reward=np.arange(5, dtype=np.float32))
+    (demos / ".snakemake_timestamp").write_text("")
+    assert prepare_stage(run_cfg, 2) == "resume"
+    write_npz(demos / "episodes" / "episode_000000.npz", reward=np.arange(1, 6, dtype=np.float32))
+    assert prepare_stage(run_cfg, 2) == "restart"
+
+
+def test_content_digest_sees_names_and_bytes(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.txt").write_text("1")
+    first = content_digest(tmp_path / "a")
+    (tmp_path / "a" / "x.txt").write_text("2")
+    assert content_digest(tmp_path / "a") != first
+    (tmp_path / "a" / "x.txt").rename(tmp_path / "a" / "y.txt")
+    assert len({first, content_digest(tmp_path / "a")}) == 2
+    assert content_digest(None) is None
+
+
+def test_stage3_metrics_from_a_hand_made_eval_csv(tmp_path):
+    rows = [(0, 0.0, -1.0), (500_000, 0.4, 2.0), (1_000_000, 0.6, 3.0), (1_500_000, 1.0, 5.0)]
+    lines = ["episode,episode_length,episode_reward,frame,step,success_rate,total_time"]
+    lines += [f"0,200,{reward},{frame},{frame // 2},{success},1.0" for frame, success, reward in rows]
+    (tmp_path / "eval.csv").write_text("\n".join(lines) + "\n")
+    metrics = stage3_metrics(tmp_path)
+    assert metrics["frames"] == 1_500_000 and metrics["evaluations"] == 4
+    assert metrics["final_success_rate"] == 1.0 and metrics["final_episode_reward"] == 5.0
+    assert metrics["success_rate_1m"] == 0.6  # the evaluation at 1M frames, not after it
+    assert metrics["mean_success_rate_to_1m"] == pytest.approx((0.0 + 0.4 + 0.6) / 3)
+
+
+def test_metrics_of_a_run_without_logs_are_empty(tmp_path):
+    assert stage3_metrics(tmp_path)["final_success_rate"] is None
+    assert stage2_metrics(tmp_path) == {"evaluations": 0, "last_eval_update": None, "success_rate": None,
+                                        "episode_reward": None}
+
+
+def test_plan_resolves_runs_like_vrl3_train(tmp_path):
+    raw = plan.merge(yaml.safe_load(DEFAULTS_PATH.read_text()), yaml.safe_load(SMOKE.read_text()))
+    config = plan.merge(raw, {"tasks": ["door", "relocate"], "seeds": [1, 2],
+                                             "stage1": {"source": "fetch"}, "data_dir": "d", "results_dir": "r"})
+    config_file = plan.write_config(config, tmp_path)
+    assert plan.write_config(config, tmp_path) == config_file  # named by content
+    run = plan.plan_run(config_file, config, "relocate", 2)
+    assert run.overrides() == ["task=relocate", "seed=2", "demos=d/demos/relocate", "run_dir=r/runs/relocate/seed2",
+                               "stage1_checkpoint=d/stage1/resnet6_32channel_checkpoint.pth.tar"]
+    assert run.cfg["agent"]["encoder_lr_scale"] == 0.01  # relocate's "auto" value, resolved by vrl3 train's loader
+    assert json.loads(run.stage2_params()) == stage2_params(run.cfg)
+    assert plan.runs(config) == [("door", 1), ("door", 2), ("relocate", 1), ("relocate", 2)]
+    assert plan.merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": 3}, "l": [2]}) == {"a": {"b": 3, "c": 2}, "l": [2]}

@@ -1,0 +1,65 @@
+"""`vrl3 encoder`: copy from a mirror (checksummed, recorded, atomic) and a one-line error when offline."""
+
+import hashlib
+import json
+
+import pytest
+
+from vrl3.cli import main
+from vrl3.stage1 import fetch
+
+ARCH = "resnet6_32channel"
+
+
+def test_mirror_copy_is_verified_and_recorded(tmp_path, capsys):
+    mirror = tmp_path / "mirror" / "trained_models"
+    mirror.mkdir(parents=True)
+    payload = b"not really a checkpoint, but bytes to copy"
+    (mirror / f"{ARCH}_checkpoint.pth.tar").write_bytes(payload)
+    out = tmp_path / "data" / "stage1" / f"{ARCH}_checkpoint.pth.tar"
+    assert main(["encoder", "--source", "mirror", "--arch", ARCH, "--mirror", str(mirror.parent),
+                 "--out", str(out)]) == 0
+    assert out.read_bytes() == payload
+    record = json.loads(out.with_name(out.name + ".json").read_text())
+    assert record["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert record["pinned"] is False  # no published sum for the authors' checkpoints
+    assert "no registered sha256" in capsys.readouterr().err
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_a_registered_sum_rejects_another_file(tmp_path, monkeypatch):
+    (tmp_path / f"{ARCH}_checkpoint.pth.tar").write_bytes(b"tampered")
+    registry = json.loads(json.dumps(fetch.registry()))
+    registry["files"][f"{ARCH}_checkpoint.pth.tar"]["sha256"] = hashlib.sha256(b"original").hexdigest()
+    monkeypatch.setattr(fetch, "registry", lambda: registry)
+    out = tmp_path / "out" / "enc.pth.tar"
+    with pytest.raises(fetch.UserError, match="sha256"):
+        fetch.get_encoder(ARCH, "mirror", out, tmp_path)
+    assert not out.exists()
+
+
+def test_missing_mirror_file_names_the_fix(tmp_path, capsys):
+    assert main(["encoder", "--source", "mirror", "--arch", ARCH, "--mirror", str(tmp_path),
+                 "--out", str(tmp_path / "x.pth.tar")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not found" in err and "stage1.source" in err
+
+
+def test_offline_fetch_is_one_line_naming_the_fix(tmp_path, capsys, monkeypatch):
+    # a proxy on a closed local port makes every request fail at once, with or without a network
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    out = tmp_path / "x.pth.tar"
+    assert main(["encoder", "--source", "fetch", "--arch", ARCH, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "stage1.source: mirror" in err and "stage1.source: none" in err
+    assert fetch.registry()["drive_folder_id"] in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_unknown_arch_is_refused(tmp_path):
+    assert main(["encoder", "--source", "mirror", "--arch", "resnet7", "--mirror", str(tmp_path),
+                 "--out", str(tmp_path / "x")]) == 2
