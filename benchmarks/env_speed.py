@@ -1,6 +1,7 @@
 """Speed of VRL3's Adroit environments: physics env steps/s (no rendering) and renders/s per camera.
 
-    MUJOCO_GL=egl python benchmarks/env_speed.py --tasks door relocate --steps 1000 --renders 50 --agent-steps 50 --out speed.json
+    MUJOCO_GL=egl python benchmarks/env_speed.py --tasks door relocate --steps 1000 --renders 50 \
+        --agent-steps 50 --out speed.json
 """
 
 import argparse
