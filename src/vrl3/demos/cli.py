@@ -64,12 +64,19 @@ def _recorded_demos(args: argparse.Namespace) -> tuple[list[dict], dict, list[st
     obs_dim = LAYOUTS[task.name].obs_dim
     if args.source == "minari":
         dataset_id = minari_dataset_id(task.name)
-        return demos_from_minari(load_minari_dataset(dataset_id), task, obs_dim, args.episodes), {}, []
+        demos = demos_from_minari(load_minari_dataset(dataset_id), task, obs_dim, args.episodes)
+        if args.episodes is not None and args.episodes > len(demos):
+            raise UserError(f"--episodes {args.episodes}: Minari dataset {dataset_id} holds only {len(demos)} episodes")
+        return demos, {}, []
     input_file = fetch_hand_dapg_file(demo_file_name(task.name), args.mirror, args.cache or default_cache_dir())
     demos = load_demo_pickle(input_file.path, task, obs_dim)
     if args.episodes is not None and args.episodes > len(demos):
         raise UserError(f"--episodes {args.episodes}: {input_file.path} holds only {len(demos)} demos")
     unpinned = [] if input_file.pinned else [input_file.path.name]
+    if unpinned:
+        print(f"warning: {input_file.name} has no published sha256; using {input_file.path} with sha256 "
+              f"{input_file.sha256} (unpinned: recorded in the manifest, compare it with a trusted copy)",
+              file=sys.stderr)
     return demos[:args.episodes], {input_file.path.name: input_file.sha256}, unpinned
 
 

@@ -27,15 +27,19 @@ def _datasets_root() -> str:
 
 
 def load_minari_dataset(dataset_id: str) -> Any:
+    local = Path(_datasets_root()) / dataset_id
     try:
         import minari
         return minari.load_dataset(dataset_id, download=True)
     except Exception as error:  # minari raises FileNotFoundError, ImportError, HTTP and hub errors here
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        if (local / "data").is_dir():
+            raise UserError(f"Minari dataset {dataset_id} at {local} cannot be read ({reason}); fix: "
+                            f"pip install 'minari[hdf5]' (or [arrow]), or delete {local} to download it again") from None
         raise UserError(f"Minari dataset {dataset_id} is neither in {_datasets_root()} (MINARI_DATASETS_PATH) nor "
-                        f"downloadable ({type(error).__name__}: {message}); fix: go online with "
-                        f"pip install 'minari[hf,hdf5]' and rerun (or `minari download {dataset_id}`), or copy the "
-                        f"dataset into $MINARI_DATASETS_PATH/{dataset_id}") from None
+                        f"downloadable ({reason}); fix: go online with pip install 'minari[hf,hdf5]' and rerun "
+                        f"(or `minari download {dataset_id}`), or copy the dataset into "
+                        f"$MINARI_DATASETS_PATH/{dataset_id}") from None
 
 
 def _initial_state(metadata: dict) -> dict | None:

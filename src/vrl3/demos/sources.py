@@ -1,13 +1,13 @@
 """Where the hand_dapg input files come from: a local mirror, the download cache, or the public repository.
 
 Every file is checked against the sha256 registry in vrl3/data/checksums.json. Files without a published checksum
-(the hammer and pen human demos) are accepted on first use; their computed sha256 goes into the manifest.
+(the hammer and pen human demos) are accepted on first use (`InputFile.pinned` is False); the caller warns and
+records the computed sha256 in the manifest.
 """
 
 import hashlib
 import json
 import os
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -106,7 +106,4 @@ def fetch_hand_dapg_file(name: str, mirror: Path | None, cache_dir: Path) -> Inp
     if expected is not None and digest != expected:
         raise UserError(f"{path} has sha256 {digest}, expected {expected} ({entry['provenance']} for hand_dapg "
                         f"{name}): the file is corrupted or not the hand_dapg original; {fix}")
-    if expected is None:
-        print(f"warning: {name} has no published sha256; accepted {path} with sha256 {digest} (unpinned, "
-              f"recorded in the manifest)", file=sys.stderr)
     return InputFile(name, path, digest, pinned=expected is not None)
