@@ -5,6 +5,12 @@ import sys
 if sys.platform.startswith("linux"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
+# gymnasium-robotics prints a notice on import about its *Dense-v1 rewards; VRL3 recomputes its own rewards
+# (vrl3.envs.rewards), so the notice does not apply and would break our one-line error messages.
+import farama_notifications  # noqa: E402
+
+farama_notifications.notifications.pop("gymnasium_robotics", None)
+
 from vrl3.envs.adroit import AdroitEnv, make_env  # noqa: E402
 from vrl3.envs.rewards import episode_success, pen_dropped, reward_and_goal  # noqa: E402
 

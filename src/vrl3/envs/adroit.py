@@ -21,7 +21,18 @@ from vrl3.tasks import get_task
 RELOCATE_TARGET_Z = 0.25
 
 
+def _load_triton_first() -> None:
+    """Mesa's software EGL (llvmpipe) and Triton (shipped with CUDA builds of torch) each carry their own LLVM;
+    loading Triton after an EGL context exists crashes the process (seen with torch 2.14 + Mesa 22: torch's
+    optimizers import Triton lazily). Loaded first, both work."""
+    try:
+        import triton._C.libtriton  # noqa: F401
+    except ImportError:
+        pass
+
+
 def make_renderer(model: mujoco.MjModel, image_size: int) -> mujoco.Renderer:
+    _load_triton_first()
     try:
         return mujoco.Renderer(model, image_size, image_size)
     except mujoco.FatalError as error:

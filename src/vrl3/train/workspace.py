@@ -9,7 +9,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from vrl3.agent import AgentConfig, VRL3Agent
+from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
 from vrl3.envs import make_env
 from vrl3.errors import UserError
 from vrl3.replay import ReplayBuffer
@@ -62,12 +62,15 @@ def _changed_keys(before: dict, now: dict, prefix: str = "") -> list[str]:
 
 
 def _check_params(path: Path, params: dict) -> None:
-    """Refuse to resume a stage made with other hyper-parameters; record them on first use."""
+    """Refuse to resume a stage made with other hyper-parameters."""
     if path.exists():
         changed = _changed_keys(yaml.safe_load(path.read_text()), params)
         if changed:
             raise UserError(f"{path.parent} was started with other values of {', '.join(changed)}: "
                             "use a new run_dir, or delete that folder to start over")
+
+
+def _record_params(path: Path, params: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(params, sort_keys=True))
@@ -88,6 +91,7 @@ class Workspace:
         # deleted and rebuilt alone (Snakemake and DVC do that when only a stage-3 key changed)
         self.stage2_dir = self.run_dir / "stage2"
         _check_params(self.stage2_dir / "params.yaml", stage2_params(cfg))
+        _check_params(self.run_dir / "params.yaml", stage3_params(cfg))
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.episode_dir = self.run_dir / "episodes"
         seed_everything(cfg["seed"])
@@ -101,11 +105,11 @@ class Workspace:
 
         agent_cfg = AgentConfig(**cfg["agent"])
         self.agent = VRL3Agent(self.train_env.obs_shape, self.task.action_dim, SENSOR_DIM, agent_cfg, self.device,
-                               stage1_checkpoint=cfg["stage1_checkpoint"])
-        self.replay = ReplayBuffer(capacity=cfg["replay_buffer_size"], frame_shape=(self.train_env.frame_channels,
-                                   cfg["image_size"], cfg["image_size"]), sensor_dim=SENSOR_DIM,
-                                   action_dim=self.task.action_dim, frame_stack=cfg["frame_stack"],
-                                   nstep=cfg["nstep"], discount=cfg["discount"], device=self.device, seed=cfg["seed"])
+                               seed=cfg["seed"], stage1_checkpoint=cfg["stage1_checkpoint"])
+        frame_shape = (self.train_env.frame_channels, cfg["image_size"], cfg["image_size"])
+        self.replay = ReplayBuffer(frame_shape, SENSOR_DIM, self.task.action_dim, cfg["replay_buffer_size"],
+                                   frame_stack=cfg["frame_stack"], nstep=cfg["nstep"], discount=cfg["discount"],
+                                   device=self.device, seed=cfg["seed"])
         for episode in self.demos:
             self.replay.add_episode(**_replay_fields(episode))
 
@@ -122,8 +126,10 @@ class Workspace:
 
     def _save(self, folder: Path) -> None:
         self.progress.log_rows = {name: log.rows for name, log in self.logs.items()}
-        state = {"progress": self.progress.__dict__ | {"elapsed": self.total_time()},
-                 "agent": self.agent.state_dict(), "replay_rng": self.replay.rng_state(),
+        progress = self.progress.__dict__ | {"elapsed": self.total_time(),
+                                             "metric_sums": metrics_to_floats(self.progress.metric_sums)}
+        state = {"progress": progress, "agent": self.agent.state_dict(),
+                 "replay_rng": self.replay.generator.get_state(),
                  "rng": global_rng_state(), "train_env_rng": self.train_env.rng_state(),
                  "eval_env_rng": self.eval_env.rng_state()}
         save_checkpoint(state, folder)
@@ -136,7 +142,7 @@ class Workspace:
         self.agent.load_state_dict(state["agent"])
         for index, _ in enumerate(self.progress.online_episode_lengths):
             self.replay.add_episode(**_replay_fields(read_episode(self._episode_path(index))))
-        self.replay.set_rng_state(state["replay_rng"])
+        self.replay.generator.set_state(state["replay_rng"])
         set_global_rng_state(state["rng"])
         self.train_env.set_rng_state(state["train_env_rng"])
         self.eval_env.set_rng_state(state["eval_env_rng"])
@@ -152,6 +158,7 @@ class Workspace:
 
     # ------------------------------------------------------------------ stage 2
     def run_stage2(self) -> None:
+        _record_params(self.stage2_dir / "params.yaml", stage2_params(self.cfg))
         cfg, progress = self.cfg, self.progress
         n_update = cfg["stage2_n_update"]
         bar = tqdm(total=n_update, initial=progress.update, desc=f"stage 2 {self.task.name}", unit="update",
@@ -162,7 +169,7 @@ class Workspace:
                 self._save(self.stage2_dir / "checkpoints")
                 self._stage2_eval(metrics)
             batch = self.replay.sample(cfg["batch_size"])
-            metrics = self.agent.update(batch, stage=2, step=progress.update)
+            metrics = self.agent.update(batch, stage=2, step=progress.update, sync=False)
             progress.update += 1
             bar.update(1)
         bar.close()
@@ -172,18 +179,20 @@ class Workspace:
     def _stage2_eval(self, metrics: dict) -> None:
         if self.cfg["stage2_num_eval_episodes"] == 0:
             return
-        critic_loss = float(metrics.get("critic_loss", float("nan")))
-        _check_finite(critic_loss, self.progress.update, self.checkpoint_dir)
+        metrics = metrics_to_floats(metrics)
+        critic_loss = metrics.get("critic_loss", float("nan"))  # NaN before the first update
+        if metrics:
+            _check_finite(critic_loss, f"stage-2 update {self.progress.update}", self.stage2_dir / "checkpoints")
         result = evaluate(self.agent, self.eval_env, self.cfg["stage2_num_eval_episodes"], step=0)
         self.logs["stage2_eval"].write(result | {"update": self.progress.update, "critic_loss": critic_loss,
-                                                 "critic_q1": float(metrics.get("critic_q1", float("nan"))),
+                                                 "critic_q1": metrics.get("critic_q1", float("nan")),
                                                  "total_time": self.total_time()})
         tqdm.write(f"stage 2 update {self.progress.update}: success {result['success_rate']:.2f} "
                    f"return {result['episode_reward']:.2f} critic loss {critic_loss:.4f}")
 
     # ------------------------------------------------------------------ stage 3
     def run_stage3(self) -> None:
-        _check_params(self.run_dir / "params.yaml", stage3_params(self.cfg))
+        _record_params(self.run_dir / "params.yaml", stage3_params(self.cfg))
         self.episode_dir.mkdir(exist_ok=True)
         cfg, progress, env = self.cfg, self.progress, self.train_env
         repeat = cfg["action_repeat"]
@@ -208,9 +217,9 @@ class Workspace:
             if progress.step % eval_every == 0:
                 self._stage3_eval()
             action = self.agent.act(time_step.observation, time_step.sensor, progress.step, eval_mode=False)
-            if progress.step % self.agent.cfg.update_every_steps == 0:
+            if self.agent.is_update_step(progress.step):
                 batch = self.replay.sample(cfg["batch_size"])
-                self._accumulate(self.agent.update(batch, stage=3, step=progress.step))
+                self._accumulate(self.agent.update(batch, stage=3, step=progress.step, sync=False))
             time_step = env.step(action)
             episode.append(time_step)
             episode_return += time_step.reward
@@ -231,18 +240,20 @@ class Workspace:
         progress.finished_lengths.append((len(episode) - 1) * self.cfg["action_repeat"])
 
     def _accumulate(self, metrics: dict) -> None:
+        """Sum metrics on the device in float64 (no synchronisation per update; exact across a resume)."""
         sums = self.progress.metric_sums
         for key, value in metrics.items():
-            sums[key] = sums.get(key, 0.0) + float(value)
+            value = torch.as_tensor(value, device=self.device, dtype=torch.float64)
+            sums[key] = sums[key] + value if key in sums else value
         self.progress.metric_count += 1
 
     def _log_train_row(self) -> None:
         progress = self.progress
         frame = progress.step * self.cfg["action_repeat"]
-        row = {key: value / progress.metric_count for key, value in progress.metric_sums.items()}
-        _check_finite(row.get("critic_loss", 0.0), frame, self.checkpoint_dir)
+        row = {key: value / progress.metric_count for key, value in metrics_to_floats(progress.metric_sums).items()}
+        _check_finite(row.get("critic_loss", 0.0), f"frame {frame}", self.checkpoint_dir)
         elapsed = self.total_time()
-        row |= {"buffer_size": self.replay.total_added, "episode": progress.episode, "frame": frame,
+        row |= {"buffer_size": self.replay.total_transitions_added, "episode": progress.episode, "frame": frame,
                 "step": progress.step, "total_time": elapsed,
                 "episode_reward": float(np.mean(progress.finished_returns)) if progress.finished_returns else 0.0,
                 "episode_length": float(np.mean(progress.finished_lengths)) if progress.finished_lengths else 0.0,
@@ -272,7 +283,7 @@ class Workspace:
         tqdm.write(f"run finished: {self.run_dir / 'eval.csv'}")
 
 
-def _check_finite(value: float, where: int, checkpoint_dir: Path) -> None:
+def _check_finite(value: float, where: str, checkpoint_dir: Path) -> None:
     if not np.isfinite(value):
         raise UserError(f"critic loss became {value} at {where}: training diverged; the last good checkpoint is "
                         f"kept in {checkpoint_dir} — lower agent.lr or check the demos, then rerun")

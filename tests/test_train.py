@@ -1,0 +1,95 @@
+"""`vrl3 train` end to end at tiny size: real rendering, real demos, real torch updates; kill and resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO_ROOT
+from vrl3.cli import main
+
+SMOKE = REPO_ROOT / "config" / "smoke.yaml"
+# smaller than the smoke config: 3 stage-3 episodes, evaluations at frames 0, 200, 400, 600
+TINY = ["stage2_n_update=6", "stage2_eval_every_frames=3", "stage2_num_eval_episodes=1", "num_train_frames=600",
+        "eval_every_frames=200", "num_eval_episodes=1", "train_log_every_steps=50", "checkpoint_every_frames=200",
+        "batch_size=8", "agent.hidden_dim=32", "num_demo=2", "device=cpu"]
+TIME_COLUMNS = ["total_time", "fps"]
+
+
+@pytest.fixture(scope="session")
+def door_demos(mirror, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demos") / "door"
+    assert main(["demos", "--task", "door", "--source", "human", "--mirror", str(mirror), "--episodes", "2",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def train_command(run_dir: Path, demos: Path) -> list[str]:
+    return [sys.executable, "-m", "vrl3.cli", "train", "--config", str(SMOKE), *TINY, f"demos={demos}",
+            f"run_dir={run_dir}"]
+
+
+@pytest.fixture(scope="session")
+def full_run(door_demos, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("full") / "run"
+    subprocess.run(train_command(run_dir, door_demos), check=True, capture_output=True)
+    return run_dir
+
+
+def without_time(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path)
+    return frame.drop(columns=[c for c in TIME_COLUMNS if c in frame.columns])
+
+
+def test_run_writes_the_official_logs(full_run):
+    evals = pd.read_csv(full_run / "eval.csv")
+    assert list(evals.columns) == ["episode", "episode_length", "episode_reward", "frame", "step", "success_rate",
+                                   "total_time"]
+    assert evals["frame"].tolist() == [0, 200, 400]  # every eval_every_frames from frame 0, before the last step
+    assert evals["step"].tolist() == [0, 100, 200]
+    assert evals["episode"].tolist() == [0, 1, 2]
+    assert set(evals["success_rate"]) <= {0.0, 1.0} and (evals["episode_length"] == 200).all()
+    train = pd.read_csv(full_run / "train.csv")
+    assert train["frame"].tolist() == [100, 200, 300, 400, 500]
+    assert train["critic_loss"].notna().all() and (train["buffer_size"] > 0).all()
+    stage2 = pd.read_csv(full_run / "stage2" / "stage2_eval.csv")
+    assert stage2["update"].tolist() == [0, 3]
+    assert (full_run / "params.yaml").exists() and (full_run / "stage2" / "params.yaml").exists()
+    assert (full_run / "checkpoints" / "latest.pt").exists()
+    assert len(list((full_run / "episodes").glob("episode_*.npz"))) == 3
+
+
+def test_rerunning_a_finished_run_does_nothing(full_run, door_demos):
+    before = (full_run / "eval.csv").read_text()
+    result = subprocess.run(train_command(full_run, door_demos), capture_output=True, text=True, check=True)
+    assert (full_run / "eval.csv").read_text() == before
+    assert "stage 2 update" not in result.stdout + result.stderr
+
+
+def test_changed_stage2_key_refuses_to_resume(full_run, door_demos):
+    result = subprocess.run(train_command(full_run, door_demos) + ["agent.cql_weight=2"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "agent.cql_weight" in result.stderr
+
+
+def test_kill_mid_stage3_and_resume_gives_the_same_logs(full_run, door_demos, tmp_path):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(train_command(run_dir, door_demos), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    eval_csv = run_dir / "eval.csv"
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if eval_csv.exists() and len(eval_csv.read_text().splitlines()) >= 3:  # header + evals at 0 and 200
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    subprocess.run(train_command(run_dir, door_demos), check=True, capture_output=True)
+    pd.testing.assert_frame_equal(without_time(run_dir / "eval.csv"), without_time(full_run / "eval.csv"))
+    pd.testing.assert_frame_equal(without_time(run_dir / "train.csv"), without_time(full_run / "train.csv"))
