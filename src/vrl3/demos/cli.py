@@ -66,7 +66,8 @@ def _recorded_demos(args: argparse.Namespace) -> tuple[list[dict], dict, list[st
         dataset_id = minari_dataset_id(task.name)
         demos = demos_from_minari(load_minari_dataset(dataset_id), task, obs_dim, args.episodes)
         if args.episodes is not None and args.episodes > len(demos):
-            raise UserError(f"--episodes {args.episodes}: Minari dataset {dataset_id} holds only {len(demos)} episodes")
+            raise UserError(f"--episodes {args.episodes}: Minari dataset {dataset_id} holds only {len(demos)} "
+                            f"episodes")
         return demos, {}, []
     input_file = fetch_hand_dapg_file(demo_file_name(task.name), args.mirror, args.cache or default_cache_dir())
     demos = load_demo_pickle(input_file.path, task, obs_dim)
@@ -105,39 +106,42 @@ def run(args: argparse.Namespace) -> int:
     # Demos are replayed at action repeat 1 without time limit (VRL3's load_demo); expert rollouts keep the limit.
     env = make_env(task.name, args.seed, action_repeat=1, frame_stack=1, image_size=args.image_size,
                    time_limit=args.source == "expert")
-    episodes = []
-    with staged_output(args.out) as writer:
-        for index in tqdm(range(episode_count), desc=f"{task.name} {args.source} demos", unit="episode",
-                          file=sys.stderr):
-            record = {}
-            if args.source == "expert":
-                steps = rollout(env, policy, args.seed + index)
-                record["seed"] = args.seed + index
-            else:
-                result = REPLAYS[replay](env, demos[index])
-                steps = result.steps
-                if result.recorded_goal_steps is not None:
-                    record = {"recorded_goal_steps": result.recorded_goal_steps,
-                              "recorded_success": episode_success(task, result.recorded_goal_steps),
-                              "max_state_error": result.max_state_error,
-                              "max_position_error": result.max_position_error}
-            arrays = episode_arrays(steps)
-            summary = episode_summary(arrays)
-            summary["success"] = episode_success(task, summary["goal_steps"])
-            episodes.append({**summary, **record})
-            writer.add_episode(index, arrays)
-            tqdm.write(_episode_line(index, episodes[-1]))
-        manifest = {
-            "task": task.name, "source": args.source, "replay": replay, "action_repeat": 1,
-            "image_size": args.image_size, "cameras": list(task.cameras), "frame_channels": env.frame_channels,
-            "flip_images": env.flip_images, "seed": args.seed,
-            "input": minari_dataset_id(task.name) if args.source == "minari" else sorted(checksums),
-            "unpinned_inputs": unpinned, "episodes": episodes, "checksums": checksums,
-        }
-        writer.write_manifest(manifest)
-    env.close()
+    try:
+        with staged_output(args.out) as writer:
+            episodes = []
+            for index in tqdm(range(episode_count), desc=f"{task.name} {args.source} demos", unit="episode",
+                              file=sys.stderr):
+                if args.source == "expert":
+                    steps, record = rollout(env, policy, args.seed + index), {"seed": args.seed + index}
+                else:
+                    steps, record = _replayed(env, demos[index], replay)
+                arrays = episode_arrays(steps)
+                summary = episode_summary(arrays)
+                episodes.append({**summary, "success": episode_success(task, summary["goal_steps"]), **record})
+                writer.add_episode(index, arrays)
+                tqdm.write(_episode_line(index, episodes[-1]))
+            writer.write_manifest({
+                "task": task.name, "source": args.source, "replay": replay, "action_repeat": 1,
+                "image_size": args.image_size, "cameras": list(task.cameras), "frame_channels": env.frame_channels,
+                "flip_images": env.flip_images, "seed": args.seed,
+                "input": minari_dataset_id(task.name) if args.source == "minari" else sorted(checksums),
+                "unpinned_inputs": unpinned, "episodes": episodes, "checksums": checksums,
+            })
+    finally:
+        env.close()
     print(_summary_line(task.name, args.source, replay, episodes, args.out))
     return 0
+
+
+def _replayed(env, demo: dict, replay: str) -> tuple[list, dict]:
+    """Time steps of one recorded demo and its manifest fields about the recording."""
+    result = REPLAYS[replay](env, demo)
+    if result.recorded_goal_steps is None:
+        return result.steps, {}
+    return result.steps, {"recorded_goal_steps": result.recorded_goal_steps,
+                          "recorded_success": episode_success(env.task, result.recorded_goal_steps),
+                          "max_state_error": result.max_state_error,
+                          "max_position_error": result.max_position_error}
 
 
 def _episode_line(index: int, episode: dict) -> str:

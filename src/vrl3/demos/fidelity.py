@@ -7,7 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 from vrl3.demos.dapg_pickle import load_demo_pickle
 from vrl3.demos.replay import rendering_disabled, replay_actions, replay_states
 from vrl3.demos.sources import default_cache_dir, demo_file_name, fetch_hand_dapg_file

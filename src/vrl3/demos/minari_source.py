@@ -35,7 +35,8 @@ def load_minari_dataset(dataset_id: str) -> Any:
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
         if (local / "data").is_dir():
             raise UserError(f"Minari dataset {dataset_id} at {local} cannot be read ({reason}); fix: "
-                            f"pip install 'minari[hdf5]' (or [arrow]), or delete {local} to download it again") from None
+                            f"pip install 'minari[hdf5]' (or [arrow]), or delete {local} to download it "
+                            f"again") from None
         raise UserError(f"Minari dataset {dataset_id} is neither in {_datasets_root()} (MINARI_DATASETS_PATH) nor "
                         f"downloadable ({reason}); fix: go online with pip install 'minari[hf,hdf5]' and rerun "
                         f"(or `minari download {dataset_id}`), or copy the dataset into "
