@@ -9,12 +9,13 @@ would exceed `capacity`, as in DrQ-v2's replay.
 
 from collections import deque
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 
-from vrl3.envs.timestep import StepType, TimeStep
+if TYPE_CHECKING:  # importing vrl3.envs pulls in MuJoCo; the replay does not need it
+    from vrl3.envs.timestep import TimeStep
 
 
 def _rows(value, rows: int, shape: tuple[int, ...], name: str) -> torch.Tensor:
@@ -67,7 +68,7 @@ class ReplayBuffer:
         self._num_transitions = 0
         self.total_transitions_added = 0  # never reduced by eviction (VRL3's `buffer_size` metric)
         self._index: tuple[torch.Tensor, torch.Tensor] | None = None  # sampleable episodes: (first slot, #starts)
-        self._pending: list[TimeStep] = []
+        self._pending: list["TimeStep"] = []
 
     # ------------------------------------------------------------------ sizes
     def __len__(self) -> int:
@@ -118,7 +119,7 @@ class ReplayBuffer:
         with np.load(path) as data:
             self.add_episode(data["frame"], data["sensor"], data["action"], data["reward"], data["discount"])
 
-    def add(self, time_step: TimeStep) -> None:
+    def add(self, time_step: "TimeStep") -> None:
         """Streaming writer: a FIRST step opens an episode (dropping an unfinished one), LAST stores it."""
         if time_step.first():
             self._pending = []
@@ -207,6 +208,8 @@ class ReplayBuffer:
         for episode in state["episodes"]:
             self.add_episode(episode["frames"], episode["sensors"], episode["actions"], episode["rewards"],
                              episode["discounts"])
+        from vrl3.envs.timestep import StepType, TimeStep
+
         self._pending = [TimeStep(step_type=StepType(s["step_type"]), observation=s["observation"].numpy(),
                                   frame=s["frame"].numpy(), sensor=s["sensor"].numpy(), action=s["action"].numpy(),
                                   reward=s["reward"], discount=s["discount"], n_goal_achieved=s["n_goal_achieved"],

@@ -41,9 +41,16 @@ class VRL3Agent:
 
     def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, sensor_dim: int, cfg: AgentConfig,
                  device: str | torch.device = "cpu", seed: int = 0, stage1_checkpoint: str | None = None,
-                 trusted_checkpoint: bool = False):
+                 trusted_checkpoint: bool = False, cuda_graphs: bool | None = None, channels_last: bool | None = None):
         self.cfg = cfg
         self.device = torch.device(device)
+        on_cuda = self.device.type == "cuda"
+        # speed only (same computation): NHWC convolutions/BatchNorm and one replayed CUDA graph per update
+        self.channels_last = on_cuda if channels_last is None else channels_last
+        self.cuda_graphs = on_cuda if cuda_graphs is None else cuda_graphs
+        if self.cuda_graphs and not on_cuda:
+            raise ValueError("cuda_graphs needs a CUDA device")
+        self._graphed = None
         self.obs_shape = tuple(obs_shape)
         self.action_dim = action_dim
         self.sensor_dim = sensor_dim if cfg.use_sensor else 0
@@ -61,10 +68,17 @@ class VRL3Agent:
         self.critic_target = copy.deepcopy(self.critic)
         _set_requires_grad(self.critic_target, False)
 
-        fused = self.device.type == "cuda"
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=fused)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr, fused=fused)
+        self.actor_opt = self._adam(self.actor.parameters(), cfg.lr)
+        self.critic_opt = self._adam(self.critic.parameters(), cfg.lr)
         self.aug = RandomShiftsAug(pad=4)
+        if self.cuda_graphs:
+            from vrl3.agent.cuda_graph import GraphedUpdate
+
+            self._graphed = GraphedUpdate(self)
+
+    def _adam(self, params, lr: float) -> torch.optim.Adam:
+        on_cuda = self.device.type == "cuda"
+        return torch.optim.Adam(params, lr=lr, fused=on_cuda, capturable=on_cuda and self.cuda_graphs)
 
     # ------------------------------------------------------------------ setup
     def switch_to_rl(self, obs_channels: int, stage1_checkpoint: str | None = None, trusted: bool = False) -> None:
@@ -76,9 +90,12 @@ class VRL3Agent:
             load_stage1_checkpoint(model, stage1_checkpoint, trusted=trusted)
         encoder = RLEncoder(model)
         encoder.expand_channels(obs_channels)
+        if self.channels_last:
+            encoder.use_channels_last()
         self.encoder = encoder.to(self.device).train()
-        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=self.cfg.lr * self.cfg.encoder_lr_scale,
-                                            fused=self.device.type == "cuda")
+        self.encoder_opt = self._adam(self.encoder.parameters(), self.cfg.lr * self.cfg.encoder_lr_scale)
+        if self._graphed is not None:
+            self._graphed.reset()
 
     # ------------------------------------------------------------------ schedules
     def stddev(self, step: int) -> float:
@@ -119,7 +136,8 @@ class VRL3Agent:
         if eval_mode:
             action = mu
         else:
-            action = sample_action(mu, self.stddev(step), clip=None, generator=self.generator)
+            noise = torch.randn(mu.shape, generator=self.generator, device=self.device)
+            action = sample_action(mu, self.stddev(step), clip=None, noise=noise)
         return action[0].cpu().numpy().astype(np.float32)
 
     # ------------------------------------------------------------------ learning
@@ -140,31 +158,66 @@ class VRL3Agent:
         tensors on the agent's device). Returns the §2.7 metrics: floats, or with sync=False 0-d tensors
         (convert later with metrics_to_floats to avoid a device synchronisation per update).
         """
-        cfg = self.cfg
         settings = self.stage_settings(stage, step)
-        std, update_encoder = settings["std"], settings["update_encoder"]
+        if self._graphed is not None:
+            metrics = self._graphed(batch, settings)
+        else:
+            noise = self.draw_noise(batch.obs.shape[0], settings["cql_weight"] > 0)
+            metrics = self.update_with_noise(batch, noise, settings["std"], settings["cql_weight"],
+                                             settings["bc_weight"], settings["update_encoder"])
+        return metrics_to_floats(metrics) if sync else metrics
+
+    def noise_buffers(self, batch_size: int, conservative: bool) -> dict[str, torch.Tensor]:
+        """Uninitialised tensors for all random numbers of one update (see draw_noise)."""
+        shapes = {"target_noise": (batch_size, self.action_dim), "actor_noise": (batch_size, self.action_dim)}
+        if self.cfg.use_data_aug:
+            shapes.update(obs_shift=(batch_size, 2), next_obs_shift=(batch_size, 2))
+        if conservative:
+            shapes.update(random_actions=(batch_size, self.cfg.cql_n_random, self.action_dim),
+                          pi_noise=(batch_size, self.action_dim), pi_next_noise=(batch_size, self.action_dim))
+        return {name: torch.empty(shape, device=self.device, dtype=torch.int64 if name.endswith("shift") else None)
+                for name, shape in shapes.items()}
+
+    def draw_noise(self, batch_size: int, conservative: bool, out: dict[str, torch.Tensor] | None = None
+                   ) -> dict[str, torch.Tensor]:
+        """All random numbers of one update, drawn in a fixed order from the agent's generator (into `out`'s
+        tensors when given): augmentation shifts, standard-normal policy noise, CQL's uniform random actions.
+        """
+        noise = out if out is not None else self.noise_buffers(batch_size, conservative)
+        for name in sorted(noise):
+            if name.endswith("shift"):
+                noise[name].random_(0, 2 * self.aug.pad + 1, generator=self.generator)
+            elif name == "random_actions":
+                noise[name].uniform_(-1.0, 1.0, generator=self.generator)
+            else:
+                noise[name].normal_(generator=self.generator)
+        return noise
+
+    def update_with_noise(self, batch, noise: dict[str, torch.Tensor], std: float | torch.Tensor, cql_weight: float,
+                          bc_weight: float | torch.Tensor, update_encoder: bool) -> dict[str, Any]:
+        """The update itself, deterministic given `noise` (§2.7); std and bc_weight may be 0-d device tensors."""
         obs, next_obs = batch.obs.float(), batch.next_obs.float()
-        if cfg.use_data_aug:
-            obs = self.aug(obs, self.generator)
-            next_obs = self.aug(next_obs, self.generator)
+        if self.cfg.use_data_aug:
+            obs = self.aug(obs, shift=noise["obs_shift"])
+            next_obs = self.aug(next_obs, shift=noise["next_obs_shift"])
         with torch.set_grad_enabled(update_encoder):
             features = self._features(obs, batch.sensor)
         with torch.no_grad():
             next_features = self._features(next_obs, batch.next_sensor)
 
-        metrics = self._update_critic(features, batch.action, batch.reward, batch.discount, next_features, std,
-                                      settings["cql_weight"], update_encoder)
-        metrics.update(self._update_actor(features.detach(), batch.action, std, settings["bc_weight"]))
+        metrics = self._update_critic(features, batch.action, batch.reward, batch.discount, next_features, noise, std,
+                                      cql_weight, update_encoder)
+        metrics.update(self._update_actor(features.detach(), batch.action, noise, std, bc_weight))
         metrics["batch_reward"] = batch.reward.mean()
         self._soft_update_target()
-        metrics = {k: metrics[k] for k in METRIC_NAMES}
-        return metrics_to_floats(metrics) if sync else metrics
+        return {k: metrics[k] for k in METRIC_NAMES}
 
-    def _update_critic(self, features, action, reward, discount, next_features, std, cql_weight, update_encoder):
+    def _update_critic(self, features, action, reward, discount, next_features, noise, std, cql_weight,
+                       update_encoder):
         cfg = self.cfg
         with torch.no_grad():
             next_mu, _ = self.actor(next_features)
-            next_action = sample_action(next_mu, std, cfg.stddev_clip, self.generator)
+            next_action = sample_action(next_mu, std, cfg.stddev_clip, noise["target_noise"])
             target_q1, target_q2 = self.critic_target(next_features, next_action)
             target = losses.safe_q_target(losses.td_target(reward, discount, target_q1, target_q2),
                                           cfg.safe_q_threshold, cfg.safe_q_target_factor)
@@ -173,17 +226,14 @@ class VRL3Agent:
         _set_requires_grad(self.actor, False)  # actor grads from this loss would be discarded anyway
         if cql_weight > 0:
             n_random = cfg.cql_n_random
-            batch_size = features.shape[0]
-            random_actions = torch.rand((batch_size, n_random, self.action_dim), generator=self.generator,
-                                        device=self.device) * 2 - 1
             # the policy action at s keeps its graph (it reaches the encoder through the features)
             pi_mu, _ = self.actor(features)
-            pi_action = sample_action(pi_mu, std, cfg.stddev_clip, self.generator)
+            pi_action = sample_action(pi_mu, std, cfg.stddev_clip, noise["pi_noise"])
             with torch.no_grad():
                 pi_next_mu, _ = self.actor(next_features)
-                pi_next_action = sample_action(pi_next_mu, std, cfg.stddev_clip, self.generator)
+                pi_next_action = sample_action(pi_next_mu, std, cfg.stddev_clip, noise["pi_next_noise"])
             # all N + 3 actions are evaluated at the current state s, in one critic pass
-            actions = torch.cat([random_actions, action.unsqueeze(1), pi_action.unsqueeze(1),
+            actions = torch.cat([noise["random_actions"], action.unsqueeze(1), pi_action.unsqueeze(1),
                                  pi_next_action.unsqueeze(1)], dim=1)
             q1_all, q2_all = (q.squeeze(-1) for q in self.critic(features, actions))
             q1, q2 = q1_all[:, n_random:n_random + 1], q2_all[:, n_random:n_random + 1]
@@ -207,16 +257,16 @@ class VRL3Agent:
         return {"critic_target_q": target.mean(), "critic_q1": q1.detach().mean(), "critic_q2": q2.detach().mean(),
                 "critic_loss": critic_loss.detach()}
 
-    def _update_actor(self, features, data_action, std, bc_weight):
+    def _update_actor(self, features, data_action, noise, std, bc_weight):
         cfg = self.cfg
         _set_requires_grad(self.critic, False)  # critic grads from the actor loss would be discarded anyway
         mu, pretanh = self.actor(features)
-        action = sample_action(mu, std, cfg.stddev_clip, self.generator)
+        action = sample_action(mu, std, cfg.stddev_clip, noise["actor_noise"])
         q1, q2 = self.critic(features, action)
         actor_loss = losses.actor_q_loss(q1, q2)
         total_loss = actor_loss
         actor_loss_bc = 0.0
-        if bc_weight > 0:
+        if isinstance(bc_weight, torch.Tensor) or bc_weight > 0:
             actor_loss_bc = losses.bc_loss(clamp_straight_through(mu), data_action, bc_weight)
             total_loss = total_loss + actor_loss_bc
             actor_loss_bc = actor_loss_bc.detach()
@@ -259,3 +309,5 @@ class VRL3Agent:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.generator.set_state(state["generator"].cpu())
         self.init_generator.set_state(state["init_generator"].cpu())
+        if self._graphed is not None:
+            self._graphed.reset()  # the optimisers hold new state tensors now

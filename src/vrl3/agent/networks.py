@@ -65,27 +65,28 @@ def clamp_straight_through(x: torch.Tensor, low: float = -1 + ACTION_EPS, high: 
     return x + (x.clamp(low, high) - x).detach()
 
 
-def sample_action(mu: torch.Tensor, std: float, clip: float | None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """TruncatedNormal(mu, std).sample(clip): mu + clip(N(0,1)·std, ±clip), clamped to ±(1-1e-6) straight-through.
+def sample_action(mu: torch.Tensor, std: float | torch.Tensor, clip: float | None, noise: torch.Tensor) -> torch.Tensor:
+    """TruncatedNormal(mu, std).sample(clip): mu + clip(ε·std, ±clip), clamped to ±(1-1e-6) straight-through.
 
-    Reparameterised: the gradient reaches mu.
+    `noise` holds standard-normal draws ε shaped like mu. Reparameterised: the gradient reaches mu.
     """
-    noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype) * std
+    scaled = noise * std
     if clip is not None:
-        noise = noise.clamp(-clip, clip)
-    return clamp_straight_through(mu + noise)
+        scaled = scaled.clamp(-clip, clip)
+    return clamp_straight_through(mu + scaled)
 
 
-def _log(value: float) -> float:
+def _log(value: float | torch.Tensor) -> float | torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return torch.log(value)
     return math.log(value) if value > 0 else -math.inf
 
 
-def normal_log_prob(x: torch.Tensor, mu: torch.Tensor, std: float) -> torch.Tensor:
+def normal_log_prob(x: torch.Tensor, mu: torch.Tensor, std: float | torch.Tensor) -> torch.Tensor:
     """Untruncated Normal(mu, std) log-density per dimension (nan/inf for std = 0, as torch's Normal gives)."""
     return -((x - mu) ** 2) / (2 * std ** 2) - _log(std) - 0.5 * math.log(2 * math.pi)
 
 
-def normal_entropy(std: float) -> float:
+def normal_entropy(std: float | torch.Tensor) -> float | torch.Tensor:
     """Entropy of one Normal(., std) dimension (-inf for std = 0)."""
     return 0.5 + 0.5 * math.log(2 * math.pi) + _log(std)

@@ -1,0 +1,101 @@
+"""Stage-2 (or 3) update throughput of VRL3Agent: default config, door shapes, device replay of random data.
+
+    python benchmarks/throughput_agent.py --device cuda --updates 500
+Prints updates/s (replay sampling included) and peak memory.
+"""
+
+import argparse
+import resource
+import time
+
+import torch
+
+from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
+from vrl3.replay import ReplayBuffer
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--updates", type=int, default=200, help="timed updates")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed updates first")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--stage", type=int, default=2, choices=(2, 3))
+    parser.add_argument("--arch", default="resnet6_32channel")
+    parser.add_argument("--hidden-dim", type=int, default=1024)
+    parser.add_argument("--obs-channels", type=int, default=3, help="3 door/hammer/pen, 9 relocate")
+    parser.add_argument("--action-dim", type=int, default=28)
+    parser.add_argument("--episodes", type=int, default=50, help="random 100-step episodes in the replay")
+    parser.add_argument("--sync-every", type=int, default=1,
+                        help="convert metrics to floats every N updates (1: every update; 0: never)")
+    parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (off by default, as in torch)")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick conv algorithms by timing")
+    parser.add_argument("--no-cuda-graphs", action="store_true", help="eager updates (graphs are on by default)")
+    parser.add_argument("--no-channels-last", action="store_true", help="NCHW encoder (NHWC is the CUDA default)")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device(args.device)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    cfg = AgentConfig(hidden_dim=args.hidden_dim, stage1_model_name=args.arch)
+    on_cuda = device.type == "cuda"
+    agent = VRL3Agent((args.obs_channels, 84, 84), args.action_dim, 24, cfg, device=device, seed=0,
+                      cuda_graphs=on_cuda and not args.no_cuda_graphs,
+                      channels_last=on_cuda and not args.no_channels_last)
+    replay = ReplayBuffer((args.obs_channels, 84, 84), 24, args.action_dim, capacity=1_000_000, frame_stack=1,
+                          nstep=3, discount=0.99, device=device, seed=0, frame_slots=args.episodes * 101)
+    g = torch.Generator(device=device).manual_seed(0)
+    for _ in range(args.episodes):
+        replay.add_episode(torch.randint(0, 256, (101, args.obs_channels, 84, 84), generator=g, device=device,
+                                         dtype=torch.uint8),
+                           torch.randn(101, 24, generator=g, device=device),
+                           torch.rand(101, args.action_dim, generator=g, device=device) * 2 - 1,
+                           torch.rand(101, generator=g, device=device), torch.ones(101, device=device))
+
+    def run(n: int) -> None:
+        pending = []
+        for step in range(n):
+            pending.append(agent.update(replay.sample(args.batch_size), args.stage, step, sync=False))
+            if args.sync_every and len(pending) == args.sync_every:
+                [metrics_to_floats(m) for m in pending]
+                pending.clear()
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    run(args.warmup)
+    synchronize()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = time.perf_counter()
+    run(args.updates)
+    synchronize()
+    seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for _ in range(args.updates):
+        replay.sample(args.batch_size)
+    synchronize()
+    sample_seconds = time.perf_counter() - started
+
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"stage {args.stage}, batch {args.batch_size}, {args.arch}, hidden {args.hidden_dim}, "
+          f"obs ({args.obs_channels},84,84), action {args.action_dim}, sync every {args.sync_every}, "
+          f"tf32 {args.tf32}, cudnn.benchmark {args.cudnn_benchmark}, cuda graphs {agent.cuda_graphs}, "
+          f"channels_last {agent.channels_last}")
+    print(f"updates/s: {args.updates / seconds:.1f}  ({1000 * seconds / args.updates:.2f} ms per update, "
+          f"{args.updates} updates)")
+    print(f"replay samples/s alone: {args.updates / sample_seconds:.1f}")
+    if device.type == "cuda":
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2 ** 30:.2f} GiB")
+    print(f"peak host RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
