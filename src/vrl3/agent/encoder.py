@@ -132,8 +132,8 @@ def _read_checkpoint(path: Path, trusted: bool) -> object:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(
             f"stage-1 checkpoint {path} cannot be loaded with torch.load(weights_only=True) ({first_line}); "
-            f"if you trust this file, load it with trusted=True (vrl3: --trust-checkpoint), "
-            f"or re-save just its state_dict") from None
+            f"if you trust this file, load it with trusted=True, or re-save just its weights with "
+            f"torch.save({{'state_dict': torch.load(path, weights_only=False)['state_dict']}}, path)") from None
 
 
 def _checkpoint_state_dict(raw: object, path: Path) -> dict[str, torch.Tensor]:
