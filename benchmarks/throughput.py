@@ -1,0 +1,131 @@
+"""VRL3 throughput: stage-2 updates/s and stage-3 frames/s (env + render + act + update at the paper's ratio).
+
+    MUJOCO_GL=egl python benchmarks/throughput.py --task door --stage2-updates 300 --stage3-frames 4000
+
+Stage 2 samples batches of 256 from a device replay of random demo-sized episodes. Stage 3 runs the same loop as
+`vrl3 train` (act, update every `update_every_steps` agent steps, env step with action repeat 2 and rendering,
+episodes added to the replay when they end), without evaluations. Targets on one H100: >= 300 updates/s and
+>= 1,500 frames/s (the official code: ~17 and ~88 on an RTX 8000).
+"""
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+
+import numpy as np
+import torch
+
+from vrl3.agent import AgentConfig, VRL3Agent
+from vrl3.envs import make_env
+from vrl3.replay import ReplayBuffer
+from vrl3.tasks import SENSOR_DIM
+from vrl3.train.workspace import _episode_arrays, _replay_fields
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + f" ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def random_replay(env, device, episodes: int, length: int, seed: int = 0) -> ReplayBuffer:
+    replay = ReplayBuffer((env.frame_channels, env.obs_shape[1], env.obs_shape[2]), SENSOR_DIM, env.action_dim,
+                          capacity=1_000_000, device=device, seed=seed)
+    g = torch.Generator(device=device).manual_seed(seed)
+    for _ in range(episodes):
+        replay.add_episode(
+            torch.randint(0, 256, (length + 1, env.frame_channels, *env.obs_shape[1:]), generator=g, device=device,
+                          dtype=torch.uint8),
+            torch.randn(length + 1, SENSOR_DIM, generator=g, device=device),
+            torch.rand(length + 1, env.action_dim, generator=g, device=device) * 2 - 1,
+            torch.rand(length + 1, generator=g, device=device), torch.ones(length + 1, device=device))
+    return replay
+
+
+def time_stage2(agent, replay, updates: int, batch_size: int, device) -> float:
+    for step in range(10):  # warm-up (cuDNN autotuning, CUDA graph capture)
+        agent.update(replay.sample(batch_size), 2, step, sync=False)
+    synchronize(device)
+    started = time.perf_counter()
+    for step in range(updates):
+        agent.update(replay.sample(batch_size), 2, step, sync=False)
+    synchronize(device)
+    return updates / (time.perf_counter() - started)
+
+
+def time_stage3(agent, replay, env, frames: int, batch_size: int, device) -> dict:
+    steps = frames // env.action_repeat
+    time_step, episode = env.reset(), None
+    episode = [time_step]
+    timers = {"act": 0.0, "update": 0.0, "env": 0.0}
+    synchronize(device)
+    started = time.perf_counter()
+    for step in range(steps):
+        t0 = time.perf_counter()
+        action = agent.act(time_step.observation, time_step.sensor, step, eval_mode=False)
+        t1 = time.perf_counter()
+        if agent.is_update_step(step):
+            agent.update(replay.sample(batch_size), 3, step, sync=False)
+        t2 = time.perf_counter()
+        time_step = env.step(action)
+        episode.append(time_step)
+        if time_step.last():
+            replay.add_episode(**_replay_fields(_episode_arrays(episode)))
+            time_step = env.reset()
+            episode = [time_step]
+        t3 = time.perf_counter()
+        timers["act"] += t1 - t0
+        timers["update"] += t2 - t1
+        timers["env"] += t3 - t2
+    synchronize(device)
+    seconds = time.perf_counter() - started
+    return {"frames_per_s": steps * env.action_repeat / seconds,
+            **{f"ms_per_step_{k}": 1000 * v / steps for k, v in timers.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="door")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--stage2-updates", type=int, default=300)
+    parser.add_argument("--stage3-frames", type=int, default=4000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--hidden-dim", type=int, default=1024)
+    parser.add_argument("--out", help="also write the results as JSON here")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    env = make_env(args.task, seed=0)
+    agent = VRL3Agent(env.obs_shape, env.action_dim, SENSOR_DIM, AgentConfig(hidden_dim=args.hidden_dim), device)
+    replay = random_replay(env, device, episodes=25, length=300)
+    result = {"task": args.task, "device": device_name(device), "torch": torch.__version__,
+              "batch_size": args.batch_size, "hidden_dim": args.hidden_dim}
+    if args.stage2_updates:
+        result["stage2_updates_per_s"] = time_stage2(agent, replay, args.stage2_updates, args.batch_size, device)
+    if args.stage3_frames:
+        result |= time_stage3(agent, replay, env, args.stage3_frames, args.batch_size, device)
+    try:
+        result["nvidia_smi"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    print(json.dumps(result, indent=2))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
