@@ -51,8 +51,8 @@ def test_changed_stage3_key_restarts_stage3_only(run_cfg):
     prepare_stage(run_cfg, 2), prepare_stage(run_cfg, 3)
     fill_run(run_dir)
     changed = dict(run_cfg, num_train_frames=run_cfg["num_train_frames"] + 2)
-    assert prepare_stage(changed, 2) == "resume"  # stage 2 does not read num_train_frames
     assert prepare_stage(changed, 3) == "restart"
+    assert prepare_stage(changed, 2) == "resume"  # stage 2 does not read num_train_frames
     assert (run_dir / "stage2" / "checkpoints" / "latest.pt").exists()
     for gone in ("eval.csv", "train.csv", "params.yaml", "checkpoints", "episodes"):
         assert not (run_dir / gone).exists(), gone
@@ -73,8 +73,8 @@ def test_changed_stage2_agent_key_restarts_both_stages(run_cfg):
 def test_changed_stage3_agent_key_keeps_stage2(run_cfg):
     prepare_stage(run_cfg, 2), prepare_stage(run_cfg, 3)
     changed = dict(run_cfg, agent=dict(run_cfg["agent"], std0=0.5))
-    assert prepare_stage(changed, 2) == "resume"
     assert prepare_stage(changed, 3) == "restart"
+    assert prepare_stage(changed, 2) == "resume"
 
 
 def test_new_demo_content_restarts_stage2_but_a_rewrite_of_the_same_arrays_does_not(run_cfg):
@@ -130,3 +130,19 @@ def test_plan_resolves_runs_like_vrl3_train(tmp_path):
     assert json.loads(run.stage2_params()) == stage2_params(run.cfg)
     assert plan.runs(config) == [("door", 1), ("door", 2), ("relocate", 1), ("relocate", 2)]
     assert plan.merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": 3}, "l": [2]}) == {"a": {"b": 3, "c": 2}, "l": [2]}
+
+
+def test_stage2_job_drops_stage3_state_made_with_other_stage3_values(run_cfg):
+    run_dir = plan.Path(run_cfg["run_dir"])
+    prepare_stage(run_cfg, 2), prepare_stage(run_cfg, 3)
+    fill_run(run_dir)
+    changed = dict(run_cfg, eval_every_frames=run_cfg["eval_every_frames"] * 2)
+    assert prepare_stage(changed, 2) == "resume"
+    assert (run_dir / "stage2" / "checkpoints" / "latest.pt").exists()
+    assert not (run_dir / "params.yaml").exists() and not (run_dir / "checkpoints").exists()
+    assert prepare_stage(run_cfg, 3) == "start"
+
+
+def test_empty_folders_made_by_snakemake_are_not_stale_state(run_cfg):
+    (plan.Path(run_cfg["run_dir"]) / "stage2").mkdir(parents=True)
+    assert prepare_stage(run_cfg, 2) == "start"

@@ -116,7 +116,7 @@ def _stage1_stage(config: dict, archs: list[str]) -> dict:
 def _train_stages(items: dict, keys2: list[str], keys3: list[str], stage2_eval: bool) -> dict:
     has_encoder = any("encoder" in item for item in items.values())
     run = "${item.run_dir}"
-    stage2 = {"cmd": f"vrl3 run-stage 2 --config {PARAMS_FILE} ${{item.overrides}}",
+    stage2 = {"cmd": f"vrl3 run-stage --stage 2 --config {PARAMS_FILE} ${{item.overrides}}",
               "deps": ["${item.demos}"] + (["${item.encoder}"] if has_encoder else []),
               "params": keys2,
               # persist: DVC must not delete what a resume needs; run-stage starts over when params changed
@@ -126,7 +126,7 @@ def _train_stages(items: dict, keys2: list[str], keys3: list[str], stage2_eval: 
     if stage2_eval:
         stage2["plots"] = [{f"{run}/stage2/stage2_eval.csv": {"x": "update", "y": "success_rate",
                                                                 "persist": True}}]
-    stage3 = {"cmd": f"vrl3 run-stage 3 --config {PARAMS_FILE} ${{item.overrides}}",
+    stage3 = {"cmd": f"vrl3 run-stage --stage 3 --config {PARAMS_FILE} ${{item.overrides}}",
               "deps": [f"{run}/stage2/checkpoints"],
               "params": keys3,
               "outs": [{f"{run}/{name}": {"persist": True}}

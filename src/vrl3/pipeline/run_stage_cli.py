@@ -1,4 +1,4 @@
-"""`vrl3 run-stage {2,3} --config FILE key=value ...`: one workflow stage of one run.
+"""`vrl3 run-stage --stage {2,3} --config FILE key=value ...`: one workflow stage of one run.
 
 `vrl3 train --stage N` plus the bookkeeping Snakemake and DVC need: resume when the stage was interrupted, start
 it over when its parameters or inputs changed (see vrl3.pipeline.stage_state), and write a small metrics JSON
@@ -25,14 +25,22 @@ def metrics_path(run_dir: str | Path, stage: int) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stage", type=int, choices=[2, 3])
+    parser.add_argument("--stage", type=int, choices=[2, 3], required=True,
+                        help="2: stage 2 only; 3: stage 3 (after a finished stage 2)")
     parser.add_argument("--config", required=True, help="YAML config (overlays config/config.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="as for `vrl3 train`, e.g. task=door seed=1 demos=DIR run_dir=DIR stage1_checkpoint=null")
 
 
+def _import_torch_compiler_first() -> None:
+    # Mesa's software EGL (llvmpipe) and triton both carry LLVM: importing triton (torch._dynamo pulls it in,
+    # e.g. from the first torch.optim optimizer) after MuJoCo opened an EGL context segfaults on CPU machines.
+    import torch._dynamo  # noqa: F401
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
+    _import_torch_compiler_first()
     action = prepare_stage(cfg, args.stage)
     print(f"vrl3 run-stage: stage {args.stage} of {cfg['run_dir']}: {MESSAGES[action]}", file=sys.stderr)
     train_cli.run(argparse.Namespace(config=args.config, stage=str(args.stage), overrides=args.overrides))

@@ -66,6 +66,15 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _read_stamp(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _holds_something(path: Path) -> bool:
+    # Snakemake creates the (empty) folders of a job's outputs before the job starts
+    return path.is_file() or (path.is_dir() and any(p.is_file() for p in path.rglob("*")))
+
+
 def _write_stamp(path: Path, stamp: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -83,10 +92,17 @@ def prepare_stage(cfg: dict, stage: int) -> str:
     else:
         stamp_path, stamp = run_dir / STAMP, stage3_stamp(cfg)
         state = stage3_state
-    if stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
-        return "resume"
-    stale = [path for path in state if path.exists()]
-    for path in stale:
-        _remove(path)
-    _write_stamp(stamp_path, stamp)
-    return "restart" if stale else "start"
+    if _read_stamp(stamp_path) == stamp:
+        action = "resume"
+    else:
+        stale = [path for path in state if _holds_something(path)]
+        for path in stale:
+            _remove(path)
+        _write_stamp(stamp_path, stamp)
+        action = "restart" if stale else "start"
+    if stage == 2 and _read_stamp(run_dir / STAMP) not in (None, stage3_stamp(cfg)):
+        # stage 3's state was made with other stage-3 values (`vrl3 train` refuses to load a run dir whose
+        # params.yaml disagrees, even for stage 2); stage 3 reruns after this job and would start over anyway
+        for path in stage3_state:
+            _remove(path)
+    return action

@@ -1,0 +1,135 @@
+"""The DVC pipeline: generated from the same plan as the Snakefile, and `dvc repro` reruns exactly what changed."""
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))  # pytest's importlib mode does not put tests/ on sys.path
+from workflow_support import BIN, REPO, TINY, make_workdir, run, shared_door_demos, snakemake  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+# below TINY: no stage-2 evaluation, 200 frames of stage 3 (one evaluation): each stage takes seconds
+DVC_TINY = TINY | {"stage2_n_update": 2, "stage2_num_eval_episodes": 0, "num_train_frames": 200}
+
+
+def dvc(repo: Path, *args: str):
+    return run([str(BIN / "dvc"), *args], cwd=repo)
+
+
+def dvc_repo(path: Path) -> Path:
+    path.mkdir(parents=True)
+    run(["git", "init", "-q"], cwd=path)
+    shutil.copy(REPO / ".gitignore", path / ".gitignore")  # results/ and data/ are git-ignored, as in the checkout
+    dvc(path, "init", "-q")
+    return path
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def normalized(command: str) -> str:
+    """A command without its log redirection, the name of its config file and repeated blanks."""
+    command = re.sub(r"\s*\(?>{1,2}\s*\S+\.log.*$", "", command.strip()).strip("() ")
+    command = re.sub(r"--config \S+", "--config CONFIG", command)
+    return " ".join(command.split())
+
+
+def snakemake_commands(workdir: Path, config_args: list[str]) -> set[str]:
+    out = snakemake(workdir, "-n", "-p", "all", *config_args).stdout
+    return {normalized(line.split("Shell command:", 1)[1]) for line in out.splitlines()
+            if line.startswith("Shell command:") and "vrl3 " in line}
+
+
+def dvc_commands(repo: Path) -> set[str]:
+    """The commands as DVC itself renders them from dvc.yaml and params.yaml."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return {normalized(stage.cmd) for stage in dvc_repo.index.stages}
+
+
+def test_committed_dvc_files_are_generated_from_the_paper_config():
+    run([str(BIN / "vrl3"), "dvc-config", "--check"], cwd=REPO)
+
+
+@pytest.mark.parametrize("snakemake_args, dvc_args", [
+    ([], []),
+    (["--configfile", "config/smoke.yaml", "--config", "seeds=[1,2]", "demo_source={mirror: /m/hand_dapg}",
+      "stage1={source: mirror, mirror: /m/models}"],
+     ["--configfile", str(REPO / "config/smoke.yaml"), "--set", "seeds=[1,2]", "--set", "demo_source.mirror=/m/hand_dapg",
+      "--set", "stage1.source=mirror", "--set", "stage1.mirror=/m/models"]),
+])
+def test_dvc_and_snakemake_plan_the_same_runs_commands_and_config(tmp_path, snakemake_args, dvc_args):
+    workdir = make_workdir(tmp_path / "snakemake")
+    repo = dvc_repo(tmp_path / "dvc")
+    run([str(BIN / "vrl3"), "dvc-config", *dvc_args], cwd=repo)
+    ours, theirs = snakemake_commands(workdir, snakemake_args), dvc_commands(repo)
+    assert ours == theirs
+    stage3 = sorted(command for command in ours if "--stage 3" in command)
+    assert len(stage3) == (12 if not dvc_args else 2)
+    merged = yaml.safe_load(next((workdir / ".snakemake/vrl3-configs").glob("config-*.yaml")).read_text())
+    assert yaml.safe_load((repo / "params.yaml").read_text()) == merged
+
+
+def test_stage_params_are_the_keys_each_stage_reads(tmp_path):
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    keys2, keys3 = set(pipeline["stage2"]["do"]["params"]), set(pipeline["stage3"]["do"]["params"])
+    assert {"stage2_n_update", "agent.lr", "agent.cql_weight", "batch_size", "task_overrides"} <= keys2
+    assert not {"num_train_frames", "agent.std0", "agent.update_every_steps", "task", "seed", "run_dir"} & keys2
+    assert keys2 < keys3 and {"num_train_frames", "agent.std0", "eval_every_frames"} <= keys3
+    assert not {"seeds", "resources", "slurm", "device", "demos"} & keys3
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mirror) -> Path:
+    """A git + DVC repository with the tiny smoke pipeline; demos pre-rendered and committed to DVC."""
+    base = tmp_path_factory.getbasetemp()
+    repo = dvc_repo(tmp_path_factory.mktemp("dvc") / "repo")
+    (repo / "tiny.yaml").write_text(yaml.safe_dump(DVC_TINY))
+    run([str(BIN / "vrl3"), "dvc-config", "--configfile", str(REPO / "config/smoke.yaml"), "--configfile", "tiny.yaml",
+         "--set", f"demo_source.mirror={mirror}"], cwd=repo)
+    shutil.copytree(shared_door_demos(base, mirror), repo / "data/demos/door")
+    dvc(repo, "commit", "--force", "demos@door")  # rendering is tested by the Snakemake run; here it costs time
+    return repo
+
+
+def set_param(repo: Path, key: str, value) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    *parents, last = key.split(".")
+    target = params
+    for name in parents:
+        target = target[name]
+    target[last] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_dvc_repro_reruns_exactly_what_changed(repo):
+    first = dvc(repo, "repro")
+    assert ran_stages(first.stdout) == {"stage2@door-seed1", "stage3@door-seed1", "report"}
+    assert "up to date" in dvc(repo, "status").stdout
+
+    set_param(repo, "agent.std0", 0.05)  # stage 3 only
+    second = dvc(repo, "repro")
+    assert ran_stages(second.stdout) == {"stage3@door-seed1", "report"}
+    assert "stage 3 of results/smoke/runs/door/seed1: parameters or inputs changed" in second.stdout + second.stderr
+
+    set_param(repo, "stage2_n_update", 3)  # stage 2, hence stage 3
+    third = dvc(repo, "repro")
+    assert ran_stages(third.stdout) == {"stage2@door-seed1", "stage3@door-seed1", "report"}
+
+    assert ran_stages(dvc(repo, "repro").stdout) == set()
+    run_dir = repo / "results/smoke/runs/door/seed1"
+    assert yaml.safe_load((run_dir / "params.yaml").read_text())["agent"]["std0"] == 0.05
+    assert yaml.safe_load((run_dir / "stage2/params.yaml").read_text())["stage2_n_update"] == 3
+
+    metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    shown = json.dumps(metrics)
+    assert "final_success_rate" in shown and "success_rate_1m" in shown
+    assert (repo / "results/smoke/report/figures/success_rate_door.png").exists()

@@ -1,0 +1,195 @@
+"""The Snakemake workflow: DAG of the paper config, config errors, lint, conda env, and one tiny run end to end that
+is interrupted in stage 3 and resumed, then asked to rerun after changed keys."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))  # pytest's importlib mode does not put tests/ on sys.path
+from workflow_support import BIN, REPO, TINY, env, job_counts, make_workdir, mirror_config, snakemake  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return make_workdir(tmp_path_factory.mktemp("snakemake") / "wd", overlay=TINY)
+
+
+def test_paper_config_dry_run_lists_every_run(workdir):
+    counts = job_counts(snakemake(workdir, "-n", "all").stdout)
+    assert counts == {"demos": 4, "stage1_encoder": 1, "stage2": 12, "stage3": 12, "report": 1,
+                      "resolved_config": 1, "all": 1}
+    assert not (workdir / "results").exists() and not (workdir / "data").exists()
+
+
+def test_dry_run_shows_the_commands_and_resources(workdir):
+    out = snakemake(workdir, "-n", "-p", "all", "--config", "tasks=[relocate]", "seeds=[2]",
+                    "slurm={partition: gpu, account: lab}").stdout
+    assert ("vrl3 run-stage --stage 3 --config .snakemake/vrl3-configs/config-" in out
+            and " task=relocate seed=2 demos=data/demos/relocate run_dir=results/runs/relocate/seed2 "
+                "stage1_checkpoint=data/stage1/resnet6_32channel_checkpoint.pth.tar" in out)
+    assert "vrl3 encoder --source fetch --arch resnet6_32channel  --out data/stage1/" in out
+    assert "vrl3 report --runs results/runs --out results/report" in out
+    stage3 = out.split("rule stage3:", 1)[1].split("\n\n", 1)[0]
+    for resource in ("runtime=1440", "mem_mb=32000", "gpu=1", "slurm_partition=gpu", "slurm_account=lab"):
+        assert resource in stage3, resource
+    demos = out.split("rule demos:", 1)[1].split("\n\n", 1)[0]
+    assert "gpu=" not in demos and "runtime=60" in demos
+
+
+def test_the_written_config_is_what_vrl3_train_resolves(workdir):
+    snakemake(workdir, "-n", "all", "--configfile", "config/smoke.yaml", "--config", "num_train_frames=800")
+    written = sorted((workdir / ".snakemake" / "vrl3-configs").glob("config-*.yaml"))
+    merged = [yaml.safe_load(path.read_text()) for path in written]
+    smoke = next(config for config in merged if config["num_train_frames"] == 800)
+    assert smoke["tasks"] == ["door"] and smoke["agent"]["hidden_dim"] == 256  # smoke overlay
+    assert smoke["agent"]["lr"] == 0.0001 and smoke["discount"] == 0.99  # paper defaults kept
+
+
+@pytest.mark.parametrize("args, key", [
+    (["--config", "foo=1"], "'foo'"),
+    (["--config", "agent={lrr: 0.1}"], "'agent.lrr'"),
+    (["--config", "num_train_frames=-5"], "'num_train_frames'"),
+    (["--config", "seeds=[]"], "'seeds'"),
+    (["--config", "tasks=[door, kitchen]"], "'tasks.1'"),
+])
+def test_bad_config_stops_before_any_job_naming_the_key(workdir, args, key):
+    result = snakemake(workdir, "all", "--cores", "1", *args, check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    message = next(line for line in output.splitlines() if "config key" in line)
+    assert key in message, output
+    assert not (workdir / "results").exists()
+
+
+def test_stage1_mirror_without_a_folder_is_refused(workdir):
+    result = snakemake(workdir, "-n", "all", "--config", "stage1={source: mirror}", check=False)
+    assert result.returncode != 0 and "stage1.mirror is null" in result.stdout + result.stderr
+
+
+def test_lint_is_clean(workdir):
+    result = snakemake(workdir, "--lint", check=False)
+    assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout
+
+
+def test_conda_env_pins_match_pyproject():
+    pins = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    spec = yaml.safe_load((REPO / "envs" / "vrl3.yaml").read_text())
+    pip = next(item["pip"] for item in spec["dependencies"] if isinstance(item, dict))
+    assert set(pip) == pins
+    python = next(item for item in spec["dependencies"] if isinstance(item, str) and item.startswith("python="))
+    assert tuple(map(int, python.split("=")[1].split("."))) >= (3, 10)
+
+
+def test_profiles_are_valid_snakemake_settings():
+    slurm = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    assert slurm["executor"] == "slurm" and slurm["retries"] >= 1 and slurm["rerun-incomplete"] is True
+    local = yaml.safe_load((REPO / "workflow/profiles/local/config.yaml").read_text())
+    assert local["cores"] >= 1
+
+
+# ---------------------------------------------------------------- one tiny run, end to end
+def eval_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def finished(workdir, mirror):
+    """The smoke workflow (+ tiny budgets) interrupted with SIGINT mid stage 3, then rerun to the end."""
+    args = ["all", "--cores", "2", "--configfile", "config/smoke.yaml", "tiny.yaml", "--config", mirror_config(mirror)]
+    run_dir = workdir / "results/smoke/runs/door/seed1"
+    process = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None:
+        if (run_dir / "eval.csv").exists() and len(eval_rows(run_dir / "eval.csv")) >= 2:
+            break
+        time.sleep(0.5)
+    assert process.poll() is None, f"the run ended before it could be interrupted:\n{process.stdout.read()[-3000:]}"
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group of the run
+    first = process.communicate(timeout=120)[0]
+    assert process.returncode != 0
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # nothing of the interrupted run is left running
+    interrupted_log = (workdir / "results/smoke/logs/door/seed1/stage3.log").read_text()
+    result = snakemake(workdir, *args, "--rerun-incomplete")
+    return {"workdir": workdir, "run_dir": run_dir, "args": args, "first": first, "interrupted": interrupted_log,
+            "second": result.stdout + result.stderr}
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(finished):
+    stage3_log = (finished["workdir"] / "results/smoke/logs/door/seed1/stage3.log").read_text()
+    assert "stage 3 of results/smoke/runs/door/seed1: resuming" in stage3_log
+    assert "resuming results/smoke/runs/door/seed1 at stage 3 frame 200" in stage3_log
+    frames = [int(row["frame"]) for row in eval_rows(finished["run_dir"] / "eval.csv")]
+    assert frames == [0, 200, 400]  # one row per evaluation: none lost, none repeated
+    assert "rule stage2" not in finished["second"] and "rule demos" not in finished["second"]
+
+
+def test_end_to_end_outputs(finished):
+    results = finished["workdir"] / "results/smoke"
+    figures = {path.name for path in (results / "report/figures").iterdir()}
+    assert {"success_rate_door.png", "success_rate_aggregate.png"} <= figures
+    assert (results / "report/tables/success_at_budgets.csv").exists()
+    assert "door" in (results / "report/report.md").read_text()
+    rows = eval_rows(finished["run_dir"] / "eval.csv")
+    metrics = json.loads((finished["run_dir"] / "metrics.json").read_text())
+    assert metrics["frames"] == int(rows[-1]["frame"]) and metrics["evaluations"] == len(rows)
+    assert metrics["final_success_rate"] == float(rows[-1]["success_rate"])
+    successes = [float(row["success_rate"]) for row in rows]
+    assert metrics["mean_success_rate_to_1m"] == pytest.approx(sum(successes) / len(successes))
+    stage2 = json.loads((finished["run_dir"] / "stage2/metrics.json").read_text())
+    assert stage2["last_eval_update"] == 2  # evaluations at updates 0 and 2 of 4
+    config = yaml.safe_load((results / "config.yaml").read_text())
+    assert config["num_train_frames"] == 600 and config["demo_source"]["episodes"] == 1
+    demos = json.loads((finished["workdir"] / "data/demos/door/manifest.json").read_text())
+    assert demos["task"] == "door" and len(list((finished["workdir"] / "data/demos/door/episodes").iterdir())) == 1
+
+
+@pytest.mark.parametrize("config, rerun", [
+    (["MIRROR"], set()),
+    (["demo_source={mirror: /moved/hand_dapg}"], set()),  # where the inputs lie is not what they are
+    (["MIRROR", "num_train_frames=800"], {"stage3", "report"}),
+    (["MIRROR", "agent={std0: 0.05}"], {"stage3", "report"}),
+    (["MIRROR", "stage2_n_update=6"], {"stage2", "stage3", "report"}),
+    (["MIRROR", "agent={cql_weight: 2}"], {"stage2", "stage3", "report"}),
+    (["MIRROR", "demo_source={episodes: 2}"], {"demos", "stage2", "stage3", "report"}),
+])
+def test_changed_keys_rerun_exactly_the_stages_that_read_them(finished, mirror, config, rerun):
+    config = [mirror_config(mirror) if item == "MIRROR" else item for item in config]
+    args = ["all", "--cores", "2", "--configfile", "config/smoke.yaml", "tiny.yaml", "--config", *config]
+    counts = job_counts(snakemake(finished["workdir"], "-n", *args).stdout)
+    # `all` and the copy of the merged config follow any change; they cost nothing
+    assert set(counts) - {"all", "resolved_config"} == rerun
+
+
+def test_rerunning_a_finished_stage_keeps_its_state(finished):
+    """After a failed stage-3 job (no metrics file, no report) Snakemake reruns it: it resumes, nothing is lost."""
+    before = (finished["run_dir"] / "eval.csv").read_bytes()
+    (finished["run_dir"] / "metrics.json").unlink()
+    shutil.rmtree(finished["workdir"] / "results/smoke/report")
+    snakemake(finished["workdir"], *finished["args"])
+    assert (finished["run_dir"] / "eval.csv").read_bytes() == before
+    assert (finished["run_dir"] / "metrics.json").exists()
+    log = (finished["workdir"] / "results/smoke/logs/door/seed1/stage3.log").read_text()
+    assert "resuming (same parameters" in log and "run finished" in log
+
+
+def test_html_report_gathers_figures_tables_and_config(finished, tmp_path):
+    report = tmp_path / "report.html"
+    snakemake(finished["workdir"], "--report", str(report), *finished["args"][3:])
+    html = report.read_text(errors="replace")
+    for name in ("success_rate_door.png", "success_at_budgets.csv", "config.yaml"):
+        assert name in html, name
