@@ -70,7 +70,8 @@ def _check_params(path: Path, params: dict) -> None:
                             "use a new run_dir, or delete that folder to start over")
 
 
-def _record_params(path: Path, params: dict) -> None:
+def _write_yaml(path: Path, params: dict) -> None:
+    """Write atomically (a kill leaves the old file or the new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(yaml.safe_dump(params, sort_keys=True))
@@ -158,7 +159,7 @@ class Workspace:
 
     # ------------------------------------------------------------------ stage 2
     def run_stage2(self) -> None:
-        _record_params(self.stage2_dir / "params.yaml", stage2_params(self.cfg))
+        _write_yaml(self.stage2_dir / "params.yaml", stage2_params(self.cfg))
         cfg, progress = self.cfg, self.progress
         n_update = cfg["stage2_n_update"]
         bar = tqdm(total=n_update, initial=progress.update, desc=f"stage 2 {self.task.name}", unit="update",
@@ -192,7 +193,7 @@ class Workspace:
 
     # ------------------------------------------------------------------ stage 3
     def run_stage3(self) -> None:
-        _record_params(self.run_dir / "params.yaml", stage3_params(self.cfg))
+        _write_yaml(self.run_dir / "params.yaml", stage3_params(self.cfg))
         self.episode_dir.mkdir(exist_ok=True)
         cfg, progress, env = self.cfg, self.progress, self.train_env
         repeat = cfg["action_repeat"]
@@ -273,6 +274,7 @@ class Workspace:
                    f"return {result['episode_reward']:.2f}")
 
     def run(self, until_stage: int | None = None) -> None:
+        _write_yaml(self.run_dir / "config.yaml", self.cfg)  # the whole resolved config of the latest start
         if self.progress.stage == 2:
             self.run_stage2()
         if until_stage == 2:
