@@ -14,8 +14,8 @@ from workflow_support import BIN, REPO, TINY, make_workdir, run, shared_door_dem
 
 pytestmark = pytest.mark.slow
 
-# below TINY: no stage-2 evaluation, 200 frames of stage 3 (one evaluation): each stage takes seconds
-DVC_TINY = TINY | {"stage2_n_update": 2, "stage2_num_eval_episodes": 0, "num_train_frames": 200}
+# below TINY: no stage-2 evaluation, 40 frames of stage 3 (one evaluation, 10 updates): each stage takes seconds
+DVC_TINY = TINY | {"stage2_n_update": 2, "stage2_num_eval_episodes": 0, "num_train_frames": 40}
 
 
 def dvc(repo: Path, *args: str):

@@ -132,7 +132,7 @@ def scontrol_job(job_id: str, env: dict) -> dict[str, str]:
 
 def test_profile_runs_the_workflow_on_slurm_asking_for_the_configured_resources(slurm, mirror, tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("slurm-wf") / "wd", overlay=TINY | {
-        "num_train_frames": 200, "stage2_num_eval_episodes": 0,
+        "num_train_frames": 40, "stage2_num_eval_episodes": 0,
         "slurm": {"partition": "debug", "account": None},
         "resources": {"stage2": {"cpus": 1, "mem_mb": 2000, "runtime": 10, "gpus": 1},
                       "stage3": {"cpus": 2, "mem_mb": 3000, "runtime": 15, "gpus": 1},

@@ -113,7 +113,16 @@ def _stage1_stage(config: dict, archs: list[str]) -> dict:
     return {"foreach": archs, "do": {"cmd": cmd, "params": params, "outs": [out]}}
 
 
-def _train_stages(items: dict, keys2: list[str], keys3: list[str], stage2_eval: bool) -> dict:
+def _writes_stage2_eval(cfg: dict) -> bool:
+    return cfg["stage2_num_eval_episodes"] > 0 and cfg["stage2_n_update"] > 0
+
+
+def _writes_train_log(cfg: dict) -> bool:
+    # vrl3 train writes a train.csv row every train_log_every_steps agent steps, the first one after that many
+    return cfg["num_train_frames"] // cfg["action_repeat"] > cfg["train_log_every_steps"]
+
+
+def _train_stages(items: dict, keys2: list[str], keys3: list[str], stage2_eval: bool, train_log: bool) -> dict:
     has_encoder = any("encoder" in item for item in items.values())
     run = "${item.run_dir}"
     stage2 = {"cmd": f"vrl3 run-stage --stage 2 --config {PARAMS_FILE} ${{item.overrides}}",
@@ -130,7 +139,8 @@ def _train_stages(items: dict, keys2: list[str], keys3: list[str], stage2_eval: 
               "deps": [f"{run}/stage2/checkpoints"],
               "params": keys3,
               "outs": [{f"{run}/{name}": {"persist": True}}
-                       for name in ("checkpoints", "params.yaml", "train.csv", "workflow_stamp.json")],
+                       for name in ("checkpoints", "params.yaml", "workflow_stamp.json")]
+              + ([{f"{run}/train.csv": {"persist": True}}] if train_log else []),
               "metrics": [{f"{run}/metrics.json": {"cache": False}}],
               "plots": [{f"{run}/eval.csv": {"x": "frame", "y": "success_rate", "persist": True}}]}
     return {"stage2": {"foreach": items, "do": stage2}, "stage3": {"foreach": items, "do": stage3}}
@@ -145,7 +155,9 @@ def dvc_pipeline(config: dict, runs: list[plan.Run]) -> dict:
     reference = runs[0].cfg  # the key lists are the same for every run: the schema fixes the keys
     keys2 = sorted(set(param_keys(stage2_params(reference))) | {"task_overrides"})
     keys3 = sorted(set(param_keys(stage3_params(reference))) | {"task_overrides"})
-    stages |= _train_stages(_run_items(runs), keys2, keys3, config["stage2_num_eval_episodes"] > 0)
+    # logs a tiny config never writes are left out: DVC fails on a declared output that does not appear
+    stages |= _train_stages(_run_items(runs), keys2, keys3, all(_writes_stage2_eval(run.cfg) for run in runs),
+                            all(_writes_train_log(run.cfg) for run in runs))
     stages["report"] = {"cmd": f"vrl3 report --runs {results}/runs --out {results}/report",
                         "deps": [f"{run.run_dir}/eval.csv" for run in runs],
                         "outs": [f"{results}/report"]}

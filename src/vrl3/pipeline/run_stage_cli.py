@@ -32,15 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="as for `vrl3 train`, e.g. task=door seed=1 demos=DIR run_dir=DIR stage1_checkpoint=null")
 
 
-def _import_torch_compiler_first() -> None:
-    # Mesa's software EGL (llvmpipe) and triton both carry LLVM: importing triton (torch._dynamo pulls it in,
-    # e.g. from the first torch.optim optimizer) after MuJoCo opened an EGL context segfaults on CPU machines.
-    import torch._dynamo  # noqa: F401
-
-
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    _import_torch_compiler_first()
     action = prepare_stage(cfg, args.stage)
     print(f"vrl3 run-stage: stage {args.stage} of {cfg['run_dir']}: {MESSAGES[action]}", file=sys.stderr)
     train_cli.run(argparse.Namespace(config=args.config, stage=str(args.stage), overrides=args.overrides))
