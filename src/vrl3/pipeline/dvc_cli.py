@@ -103,7 +103,7 @@ def _stage1_stage(config: dict, archs: list[str]) -> dict:
     if source == "pretrain":
         workdir = f"{config['data_dir']}/stage1/pretrain-${{item}}"
         cmd = ("vrl3 pretrain --data ${stage1.imagenet} --arch ${item} --epochs ${stage1.epochs}"
-               f" --batch-size ${{stage1.batch_size}} --out {workdir}"
+               f" --batch-size ${{stage1.batch_size}} --workers ${{resources.stage1.cpus}} --out {workdir}"
                f" && vrl3 encoder --source mirror --mirror {workdir} --arch ${{item}} --out {out}")
         params = ["stage1.source", "stage1.epochs", "stage1.batch_size"]
     else:
