@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # pytest's importlib mode does not put tests/ on sys.path
-from workflow_support import REPO, TINY, make_workdir, mirror_config, shared_door_demos, snakemake  # noqa: E402
+from workflow_support import TINY, make_workdir, mirror_config, shared_door_demos, snakemake  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from vrl3.checksum import CHUNK_BYTES, sha256_of
 from vrl3.errors import UserError
 
-CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60
 # Tests (and users behind a proxy mirror) may point the downloads elsewhere; {path} is the file inside hand_dapg/dapg.
 URL_ENV = "VRL3_HAND_DAPG_URL"
@@ -55,12 +55,6 @@ def download_url(name: str) -> str:
     return os.environ.get(URL_ENV, hand_dapg_registry()["url"]).format(path=name)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def download(url: str, destination: Path, expected_sha256: str | None) -> None:

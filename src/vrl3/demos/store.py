@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vrl3.demos.sources import sha256_of
+from vrl3.checksum import sha256_of
 from vrl3.envs.timestep import TimeStep
 from vrl3.errors import UserError
 

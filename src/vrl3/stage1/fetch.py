@@ -6,7 +6,6 @@ accepted with a warning and recorded beside the checkpoint in `<file>.json` (as 
 demos in its manifest). The checkpoint appears atomically: a half-written file never has the final name.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,9 +16,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from vrl3.checksum import sha256_of
 from vrl3.errors import UserError
 
-CHUNK_BYTES = 1 << 20
 NETWORK_TIMEOUT_S = 60
 
 
@@ -44,12 +43,6 @@ def drive_folder_url() -> str:
     return f"https://drive.google.com/drive/folders/{registry()['drive_folder_id']}"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _expected_sha256(name: str) -> str | None:

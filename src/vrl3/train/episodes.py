@@ -1,23 +1,17 @@
 """Episode files (`vrl3 demos` output and the online episodes a run records) read and written as npz."""
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from vrl3.checksum import sha256_of
 from vrl3.errors import UserError
 
 EPISODE_KEYS = ("frame", "sensor", "action", "reward", "discount", "n_goal_achieved")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_episode(path: Path) -> dict[str, np.ndarray]:
