@@ -134,4 +134,4 @@ def test_dvc_repro_reruns_exactly_what_changed(repo):
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
     shown = json.dumps(metrics)
     assert "final_success_rate" in shown and "success_rate_1m" in shown
-    assert (repo / "results/smoke/report/figures/success_rate_door.png").exists()
+    assert (repo / "results/smoke/figures/success_rate_door.png").exists()

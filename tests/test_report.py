@@ -256,13 +256,21 @@ def test_no_runs_is_a_user_error(tmp_path, capsys):
     assert code == 2 and "no runs found" in captured.err and not out.exists()
 
 
-def test_out_that_is_not_an_earlier_report_is_left_alone(tmp_path, capsys):
+def test_report_files_join_other_contents_of_out(tmp_path, capsys):
     synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "precious.txt").write_text("keep")
-    code, out, captured = report(tmp_path, tmp_path / "runs", capsys)
-    assert code == 2 and "--out" in captured.err
+    code, out, _ = report(tmp_path, tmp_path / "runs", capsys)
+    assert code == 0 and (out / "report.md").exists() and (out / "figures" / "success_rate_door.png").exists()
     assert (out / "precious.txt").read_text() == "keep"
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "precious.txt", "report.md", "tables"]
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
+    (tmp_path / "out").write_text("not a folder")
+    code, _, captured = report(tmp_path, tmp_path / "runs", capsys)
+    assert code == 2 and "--out" in captured.err
 
 
 # ---- the paper's numbers -----------------------------------------------------------------------------------

@@ -162,5 +162,5 @@ def test_profile_runs_the_workflow_on_slurm_asking_for_the_configured_resources(
 
     run_dir = workdir / "results/smoke/runs/door/seed1"
     assert (run_dir / "metrics.json").exists() and (run_dir / "eval.csv").exists()
-    assert (workdir / "results/smoke/report/figures/success_rate_door.png").exists()
+    assert (workdir / "results/smoke/figures/success_rate_door.png").exists()
     assert yaml.safe_load((workdir / "results/smoke/config.yaml").read_text())["slurm"]["partition"] == "debug"

@@ -40,7 +40,7 @@ def test_dry_run_shows_the_commands_and_resources(workdir):
             and " task=relocate seed=2 demos=data/demos/relocate run_dir=results/runs/relocate/seed2 "
                 "stage1_checkpoint=data/stage1/resnet6_32channel_checkpoint.pth.tar" in out)
     assert "vrl3 encoder --source fetch --arch resnet6_32channel  --out data/stage1/" in out
-    assert "vrl3 report --runs results/runs --out results/report" in out
+    assert "vrl3 report --runs results/runs --out results" in out
     stage3 = out.split("rule stage3:", 1)[1].split("\n\n", 1)[0]
     for resource in ("runtime=1440", "mem_mb=32000", "gpu=1", "slurm_partition=gpu", "slurm_account=lab"):
         assert resource in stage3, resource
@@ -155,10 +155,10 @@ def test_interrupted_run_resumes_from_its_checkpoint(finished):
 
 def test_end_to_end_outputs(finished):
     results = finished["workdir"] / "results/smoke"
-    figures = {path.name for path in (results / "report/figures").iterdir()}
+    figures = {path.name for path in (results / "figures").iterdir()}
     assert {"success_rate_door.png", "success_rate_aggregate.png"} <= figures
-    assert (results / "report/tables/success_at_budgets.csv").exists()
-    assert "door" in (results / "report/report.md").read_text()
+    assert (results / "tables/success_at_budgets.csv").exists()
+    assert "door" in (results / "report.md").read_text()
     rows = eval_rows(finished["run_dir"] / "eval.csv")
     metrics = json.loads((finished["run_dir"] / "metrics.json").read_text())
     assert metrics["frames"] == int(rows[-1]["frame"]) and metrics["evaluations"] == len(rows)

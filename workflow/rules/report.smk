@@ -1,6 +1,5 @@
-# Aggregation: `vrl3 report` reads every run's eval.csv below {results_dir}/runs and writes
-# {results_dir}/report/ (figures/, tables/, report.md). The report command replaces its output folder as a whole,
-# atomically, so that folder is a sibling of runs/, not results_dir itself.
+# Aggregation: `vrl3 report` reads every run's eval.csv below {results_dir}/runs and writes {results_dir}/figures/,
+# {results_dir}/tables/ and {results_dir}/report.md, each replaced atomically (runs/ beside them is left alone).
 
 RESULTS = config["results_dir"]
 
@@ -10,10 +9,14 @@ rule report:
         expand(f"{RESULTS}/runs/{{task}}/seed{{seed}}/metrics.json", zip,
                task=[task for task, _ in RUNS], seed=[seed for _, seed in RUNS]),
     output:
-        report(directory(f"{RESULTS}/report"), patterns=["figures/{name}.png", "tables/{name}.csv"],
-               category="Results", caption="../report/results.rst"),
+        figures=report(directory(f"{RESULTS}/figures"), patterns=["{name}.png"], category="Figures",
+                       caption="../report/results.rst"),
+        tables=report(directory(f"{RESULTS}/tables"), patterns=["{name}.csv"], category="Tables",
+                      caption="../report/results.rst"),
+        report_md=f"{RESULTS}/report.md",
     params:
         runs=untracked(f"{RESULTS}/runs"),
+        out=RESULTS,
     log:
         f"{RESULTS}/logs/report.log",
     threads: step_threads("report")
@@ -22,7 +25,7 @@ rule report:
     conda:
         CONDA_ENV
     shell:
-        "vrl3 report --runs {params.runs} --out {output} > {log} 2>&1"
+        "vrl3 report --runs {params.runs} --out {params.out} > {log} 2>&1"
 
 
 # The merged config every run was given, for the record and for `snakemake --report`.

@@ -158,9 +158,9 @@ def dvc_pipeline(config: dict, runs: list[plan.Run]) -> dict:
     # logs a tiny config never writes are left out: DVC fails on a declared output that does not appear
     stages |= _train_stages(_run_items(runs), keys2, keys3, all(_writes_stage2_eval(run.cfg) for run in runs),
                             all(_writes_train_log(run.cfg) for run in runs))
-    stages["report"] = {"cmd": f"vrl3 report --runs {results}/runs --out {results}/report",
+    stages["report"] = {"cmd": f"vrl3 report --runs {results}/runs --out {results}",
                         "deps": [f"{run.run_dir}/eval.csv" for run in runs],
-                        "outs": [f"{results}/report"]}
+                        "outs": [f"{results}/figures", f"{results}/tables", f"{results}/report.md"]}
     return {"stages": stages}
 
 

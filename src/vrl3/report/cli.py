@@ -14,7 +14,6 @@ from vrl3.report.report_md import write_report
 from vrl3.report.runs import Run, coverage_warnings, discover_runs
 
 DEFAULT_BUDGETS = "100000,500000,1000000,2000000,4000000"
-REPORT_MARKER = "report.md"  # an existing --out folder is only replaced when it holds an earlier report
 
 
 def _int_list(text: str) -> list[int]:
@@ -41,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", required=True, type=Path,
                         help="folder of runs: [<variant>/]<task>/seed<N>/eval.csv, <variant>_<env>_s<seed>/eval.csv "
                              "(official) or <variant>_<env>_s<seed>/log.csv (RRL)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced atomically)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder: figures/, tables/ and report.md are (re)placed there, each atomically")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for every CI (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     parser.add_argument("--budgets", type=_int_list, default=_int_list(DEFAULT_BUDGETS),
@@ -83,14 +82,9 @@ def _relabel(runs: list[Run], pairs: list[str]) -> list[Run]:
     return sorted(runs, key=lambda r: (r.method, r.task, r.seed))
 
 
-def _check_out(out: Path, runs_dir: Path) -> None:
+def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / REPORT_MARKER).exists():
-        raise UserError(f"--out {out} exists and does not hold an earlier vrl3 report; give a new or empty folder")
-    runs_at = runs_dir.resolve()
-    if runs_at == out.resolve() or out.resolve() in runs_at.parents:
-        raise UserError(f"--out {out} holds the --runs folder and would be replaced; give a separate output folder")
 
 
 def _profile_panels(runs: list[Run], budgets: list[int]) -> list[tuple[str, dict]]:
@@ -153,15 +147,18 @@ def build(runs: list[Run], args, out: Path, notes: list[str], warn) -> None:
     write_report(out / "report.md", str(args.runs), runs, notes, tables_md, comparison, names, settings)
 
 
-def _replace(out: Path, staged: Path) -> None:
-    """Put the finished `staged` folder at `out`, removing an earlier report only once the new one is complete."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-        staged.rename(out)
-        shutil.rmtree(old)
-    else:
-        staged.rename(out)
+def _publish(out: Path, staged: Path) -> None:
+    """Move each finished output (figures/, tables/, report.md) from `staged` into `out`, replacing its earlier
+    version only once the new one is complete; anything else in `out` (e.g. runs/) is left alone."""
+    for new in sorted(staged.iterdir()):
+        target = out / new.name
+        if target.exists():
+            old = out / f".{new.name}.old-{os.getpid()}"
+            target.rename(old)
+            new.rename(target)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            new.rename(target)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,13 +176,13 @@ def run(args: argparse.Namespace) -> int:
     for line in coverage_warnings(runs):
         warn(line)
     out = args.out
-    _check_out(out, args.runs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    _check_out(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staged = out / f".report-tmp-{os.getpid()}"
     shutil.rmtree(staged, ignore_errors=True)
     try:
         build(runs, args, staged, notes, warn)
-        _replace(out, staged)
+        _publish(out, staged)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     print(f"vrl3 report: {len(runs)} runs -> {out}/report.md, {out}/figures, {out}/tables")
