@@ -194,7 +194,7 @@ def test_rerunning_a_finished_stage_keeps_its_state(finished):
     """After a failed stage-3 job (no metrics file, no report) Snakemake reruns it: it resumes, nothing is lost."""
     before = (finished["run_dir"] / "eval.csv").read_bytes()
     (finished["run_dir"] / "metrics.json").unlink()
-    shutil.rmtree(finished["workdir"] / "results/smoke/report")
+    shutil.rmtree(finished["workdir"] / "results/smoke/figures")
     snakemake(finished["workdir"], *finished["args"])
     assert (finished["run_dir"] / "eval.csv").read_bytes() == before
     assert (finished["run_dir"] / "metrics.json").exists()

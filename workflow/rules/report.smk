@@ -1,6 +1,8 @@
 # Aggregation: `vrl3 report` reads every run's eval.csv below {results_dir}/runs and writes {results_dir}/figures/,
 # {results_dir}/tables/ and {results_dir}/report.md, each replaced atomically (runs/ beside them is left alone).
 
+import os
+
 RESULTS = config["results_dir"]
 
 
@@ -16,7 +18,7 @@ rule report:
         report_md=f"{RESULTS}/report.md",
     params:
         runs=untracked(f"{RESULTS}/runs"),
-        out=RESULTS,
+        out=lambda wildcards, output: os.path.dirname(output.report_md),
     log:
         f"{RESULTS}/logs/report.log",
     threads: step_threads("report")
