@@ -326,3 +326,10 @@ def test_bad_label_is_a_user_error(tmp_path, capsys):
     assert code == 2 and "nosuch" in captured.err
     with pytest.raises(UserError):
         discover_runs(tmp_path / "missing", warn=print)
+
+
+def test_frame_tick_labels_stay_short_at_every_scale():
+    from vrl3.report.figures import frames_label
+
+    assert [frames_label(x) for x in (0, 400, 2000, 50_000, 500_000, 4_000_000)] == \
+        ["0", "400", "2k", "50k", "0.5M", "4M"]

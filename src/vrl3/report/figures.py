@@ -29,6 +29,15 @@ class Curve:
     n_seeds: int
 
 
+def frames_label(frames: float, _position=None) -> str:
+    """Tick label for a frame count: 4M, 0.5M, 200k, 400 (short labels that do not overlap)."""
+    if abs(frames) >= 1e5:
+        return f"{frames / 1e6:g}M"
+    if abs(frames) >= 1e3:
+        return f"{frames / 1e3:g}k"
+    return f"{frames:g}"
+
+
 def task_curve(label: str, runs: list[Run], reps: int, rng: np.random.Generator, warn) -> Curve:
     what = f"method {runs[0].method}, task {runs[0].task}"
     aligned = align_runs(runs, what)
@@ -63,7 +72,7 @@ def _style() -> None:
 
 
 def _frames_axis(ax) -> None:
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: "0" if x == 0 else f"{x / 1e6:g}M"))
+    ax.xaxis.set_major_formatter(FuncFormatter(frames_label))
     ax.set_xlabel("Frames")
 
 
