@@ -131,8 +131,8 @@ class Workspace:
                                              "metric_sums": metrics_to_floats(self.progress.metric_sums)}
         state = {"progress": progress, "agent": self.agent.state_dict(),
                  "replay_rng": self.replay.generator.get_state(),
-                 "rng": global_rng_state(), "train_env_rng": self.train_env.rng_state(),
-                 "eval_env_rng": self.eval_env.rng_state()}
+                 "rng": global_rng_state(), "train_env_rng": _env_rng_state(self.train_env),
+                 "eval_env_rng": _env_rng_state(self.eval_env)}
         save_checkpoint(state, folder)
 
     def _resume(self) -> None:
@@ -145,14 +145,20 @@ class Workspace:
             self.replay.add_episode(**_replay_fields(read_episode(self._episode_path(index))))
         self.replay.generator.set_state(state["replay_rng"])
         set_global_rng_state(state["rng"])
-        self.train_env.set_rng_state(state["train_env_rng"])
-        self.eval_env.set_rng_state(state["eval_env_rng"])
+        for env, env_state in ((self.train_env, state["train_env_rng"]), (self.eval_env, state["eval_env_rng"])):
+            if env_state is not None:
+                env.set_rng_state(env_state)
         for name, log in self.logs.items():
             log.truncate(self.progress.log_rows.get(name, 0))
         self.start_time = time.time()
         where = f"stage 2 update {self.progress.update}" if self.progress.stage == 2 else \
             f"stage 3 frame {self.progress.step * self.cfg['action_repeat']}"
         tqdm.write(f"resuming {self.run_dir} at {where}")
+
+    def _check_metrics(self, metrics: dict, where: str, folder: Path) -> None:
+        """Refuse to checkpoint a diverged agent, so that `folder` keeps the last good state."""
+        if "critic_loss" in metrics:
+            _check_finite(float(metrics["critic_loss"]), where, folder)
 
     def _episode_path(self, index: int) -> Path:
         return self.episode_dir / f"episode_{index:06d}.npz"
@@ -167,6 +173,7 @@ class Workspace:
         metrics = {}
         while progress.update < n_update:
             if progress.update % cfg["stage2_eval_every_frames"] == 0:
+                self._check_metrics(metrics, f"stage-2 update {progress.update}", self.stage2_dir / "checkpoints")
                 self._save(self.stage2_dir / "checkpoints")
                 self._stage2_eval(metrics)
             batch = self.replay.sample(cfg["batch_size"])
@@ -174,6 +181,7 @@ class Workspace:
             progress.update += 1
             bar.update(1)
         bar.close()
+        self._check_metrics(metrics, f"stage-2 update {progress.update}", self.stage2_dir / "checkpoints")
         progress.stage = 3
         self._save(self.stage2_dir / "checkpoints")  # the stage boundary: stage 3 starts from this state
 
@@ -182,8 +190,6 @@ class Workspace:
             return
         metrics = metrics_to_floats(metrics)
         critic_loss = metrics.get("critic_loss", float("nan"))  # NaN before the first update
-        if metrics:
-            _check_finite(critic_loss, f"stage-2 update {self.progress.update}", self.stage2_dir / "checkpoints")
         result = evaluate(self.agent, self.eval_env, self.cfg["stage2_num_eval_episodes"], step=0)
         self.logs["stage2_eval"].write(result | {"update": self.progress.update, "critic_loss": critic_loss,
                                                  "critic_q1": metrics.get("critic_q1", float("nan")),
@@ -209,6 +215,7 @@ class Workspace:
                 frame = progress.step * repeat
                 if time_step is None or frame - progress.last_checkpoint_frame >= cfg["checkpoint_every_frames"]:
                     progress.last_checkpoint_frame = frame
+                    self._check_metrics(progress.metric_sums, f"frame {frame}", self.checkpoint_dir)
                     self._save(self.checkpoint_dir)
             if progress.step % cfg["train_log_every_steps"] == 0 and progress.metric_count > 0:
                 self._log_train_row()
@@ -227,6 +234,7 @@ class Workspace:
             progress.step += 1
             bar.update(repeat)
         bar.close()
+        self._check_metrics(progress.metric_sums, f"frame {total_steps * repeat}", self.checkpoint_dir)
         progress.stage = 4
         self._save(self.checkpoint_dir)
 
@@ -237,7 +245,7 @@ class Workspace:
         self.replay.add_episode(**_replay_fields(fields))
         progress.online_episode_lengths.append(len(episode) - 1)
         progress.episode += 1
-        progress.finished_returns.append(episode_return)
+        progress.finished_returns.append(float(episode_return))
         progress.finished_lengths.append((len(episode) - 1) * self.cfg["action_repeat"])
 
     def _accumulate(self, metrics: dict) -> None:
@@ -283,6 +291,12 @@ class Workspace:
         if self.progress.stage == 3:
             self.run_stage3()
         tqdm.write(f"run finished: {self.run_dir / 'eval.csv'}")
+
+
+def _env_rng_state(env) -> dict | None:
+    """None for an env not reset yet: its RNG is unseeded, and its first reset after a resume must seed it with
+    make_env's seed as in an uninterrupted run (stage-2 checkpoints are taken before the train env's first reset)."""
+    return env.rng_state() if env._seeded else None
 
 
 def _check_finite(value: float, where: str, checkpoint_dir: Path) -> None:

@@ -1,0 +1,203 @@
+"""Fault tolerance of `vrl3 train`: kills at any point, corrupt checkpoints, bad input, diverging losses.
+
+The kill mid-stage-3 case lives in tests/test_train.py; docs/reliability.md lists every fault and which test covers it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from tests import test_train
+from tests.test_train import SMOKE, without_time
+from vrl3.agent.encoder import make_resnet84
+from vrl3.cli import main
+from vrl3.errors import UserError
+from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
+
+door_demos = test_train.door_demos  # the fixture: 2 human door demos rendered from the mirror
+
+# test_train's tiny run with a shorter stage 3: evaluations at frames 0 and 200
+TINY = ["stage2_n_update=6", "stage2_eval_every_frames=3", "stage2_num_eval_episodes=1", "num_train_frames=400",
+        "eval_every_frames=200", "num_eval_episodes=1", "train_log_every_steps=50", "checkpoint_every_frames=200",
+        "batch_size=8", "agent.hidden_dim=32", "num_demo=2", "device=cpu"]
+
+
+def train_args(run_dir: Path, demos: Path, *extra: str) -> list[str]:
+    return ["train", "--config", str(SMOKE), *TINY, f"demos={demos}", f"run_dir={run_dir}", *extra]
+
+
+def train_command(run_dir: Path, demos: Path) -> list[str]:
+    return [sys.executable, "-m", "vrl3.cli", *train_args(run_dir, demos)]
+
+
+@pytest.fixture(scope="module")
+def full_run(door_demos, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    subprocess.run(train_command(run_dir, door_demos), check=True, capture_output=True)
+    return run_dir
+
+
+def progress_of(path: Path) -> dict | None:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)["progress"]
+    except Exception:  # noqa: BLE001 - not written yet, or written by a killed process
+        return None
+
+
+def kill_when(command: list[str], ready) -> None:
+    """Start `command`, SIGKILL its whole process group as soon as `ready()` holds."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and process.poll() is None and not ready():
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+# ---------------------------------------------------------------- checkpoint.py alone
+def test_checkpoint_save_load_and_fallback(tmp_path):
+    assert load_checkpoint(tmp_path / "none") is None
+    save_checkpoint({"step": 1, "w": torch.ones(2)}, tmp_path)
+    save_checkpoint({"step": 2, "w": torch.zeros(2)}, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt", "previous.pt"]  # no temp file left
+    assert load_checkpoint(tmp_path)["step"] == 2
+    (tmp_path / "latest.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.warns(UserWarning, match="latest.pt is unreadable"):
+        state = load_checkpoint(tmp_path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(2))
+    (tmp_path / "previous.pt").write_bytes((tmp_path / "previous.pt").read_bytes()[:100])  # truncated zip
+    with warnings.catch_warnings(), pytest.raises(UserError, match="no readable checkpoint"):
+        warnings.simplefilter("ignore")
+        load_checkpoint(tmp_path)
+
+
+def test_checkpoint_with_python_objects_is_refused_not_run(tmp_path):
+    torch.save({"step": 1, "payload": Path("x")}, tmp_path / "latest.pt")  # needs a global: weights_only refuses
+    with pytest.raises(UserError, match="Python objects besides tensors"):
+        load_checkpoint(tmp_path)
+
+
+# ---------------------------------------------------------------- kills
+def test_kill_in_stage2_then_at_the_boundary_then_finish(full_run, door_demos, tmp_path):
+    for name in ("latest.pt", "previous.pt"):  # checkpoints hold tensors and plain types only
+        torch.load(full_run / "checkpoints" / name, weights_only=True)
+        torch.load(full_run / "stage2" / "checkpoints" / name, weights_only=True)
+    run_dir = tmp_path / "run"
+    stage2_latest = run_dir / "stage2" / "checkpoints" / "latest.pt"
+    stage2_eval = run_dir / "stage2" / "stage2_eval.csv"
+    # inside stage 2: the update-0 checkpoint and evaluation are written, the update-3 checkpoint not yet
+    kill_when(train_command(run_dir, door_demos), lambda: stage2_eval.exists())
+    assert progress_of(stage2_latest)["stage"] == 2 and not (run_dir / "checkpoints").exists()
+    # at the stage boundary: the final stage-2 checkpoint is written
+    kill_when(train_command(run_dir, door_demos), lambda: (progress_of(stage2_latest) or {}).get("stage") == 3)
+    assert not (run_dir / "eval.csv").exists() or len((run_dir / "eval.csv").read_text().splitlines()) <= 2
+    subprocess.run(train_command(run_dir, door_demos), check=True, capture_output=True)
+    pd.testing.assert_frame_equal(without_time(run_dir / "eval.csv"), without_time(full_run / "eval.csv"))
+    pd.testing.assert_frame_equal(without_time(run_dir / "train.csv"), without_time(full_run / "train.csv"))
+    pd.testing.assert_frame_equal(without_time(run_dir / "stage2" / "stage2_eval.csv"),
+                                  without_time(full_run / "stage2" / "stage2_eval.csv"))
+
+
+def test_corrupt_checkpoint_mid_write_falls_back_to_previous(full_run, door_demos, tmp_path):
+    """A kill or full disk during a checkpoint write, made deterministic: torn temp file + garbage latest.pt."""
+    run_dir = tmp_path / "run"
+    folder = run_dir / "stage2" / "checkpoints"
+    folder.mkdir(parents=True)
+    source = full_run / "stage2"
+    (run_dir / "stage2" / "params.yaml").write_bytes((source / "params.yaml").read_bytes())
+    (folder / "previous.pt").write_bytes((source / "checkpoints" / "previous.pt").read_bytes())  # update 3
+    assert progress_of(folder / "previous.pt")["update"] == 3
+    good = (source / "checkpoints" / "latest.pt").read_bytes()
+    (folder / ".latest.pt.tmp").write_bytes(good[: len(good) // 2])
+    (folder / "latest.pt").write_bytes(os.urandom(4096))
+    rows = pd.read_csv(source / "stage2_eval.csv")
+    rows[rows["update"] < 3].to_csv(run_dir / "stage2" / "stage2_eval.csv", index=False)
+    result = subprocess.run(train_command(run_dir, door_demos), check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "latest.pt is unreadable" in result.stderr and "resuming" in result.stdout + result.stderr
+    assert not (folder / ".latest.pt.tmp").exists()  # the next save replaced it
+    pd.testing.assert_frame_equal(without_time(run_dir / "eval.csv"), without_time(full_run / "eval.csv"))
+    # the loss columns of the row at the resumed update stay NaN: the update before a checkpoint is not in it
+    evaluation = ["update", "episode_reward", "episode_length", "success_rate"]
+    pd.testing.assert_frame_equal(pd.read_csv(run_dir / "stage2" / "stage2_eval.csv")[evaluation],
+                                  pd.read_csv(source / "stage2_eval.csv")[evaluation])
+
+
+# ---------------------------------------------------------------- bad input: one line, exit 2, nothing written
+def fake_demos(folder: Path, task: str) -> Path:
+    (folder / "episodes").mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"task": task, "frame_channels": 3, "image_size": 84}))
+    return folder
+
+
+def stage1_file(path: Path, state: dict, **extra) -> str:
+    torch.save({"state_dict": state, **extra}, path)
+    return f"stage1_checkpoint={path}"
+
+
+def bad_inputs(tmp: Path, demos: Path) -> dict[str, tuple[list[str], str]]:
+    """case -> (changed arguments, text the error must contain)."""
+    good = make_resnet84("resnet6_32channel").state_dict()
+    other = make_resnet84("resnet10_32channel").state_dict()
+    missing = {k: v for k, v in good.items() if not k.startswith("layer1.")}
+    return {
+        "demos of another task": ([f"demos={fake_demos(tmp / 'hammer', 'hammer')}"], "'hammer' demos"),
+        "demos without manifest": ([f"demos={(tmp / 'empty').mkdir() or tmp / 'empty'}"], "no manifest.json"),
+        "num_demo too large": (["num_demo=5"], "num_demo=5"),
+        "stage-1 missing keys": ([stage1_file(tmp / "missing.pth", missing)], "missing keys [layer1."),
+        "stage-1 extra keys": ([stage1_file(tmp / "extra.pth", good | {"extra.weight": torch.ones(1)})],
+                               "unexpected keys [extra.weight]"),
+        "stage-1 other architecture": ([stage1_file(tmp / "arch.pth", other, arch="resnet10_32channel")],
+                                       "is for arch 'resnet10_32channel'"),
+        "stage-1 other shapes": ([stage1_file(tmp / "shape.pth", make_resnet84("resnet6_64channel").state_dict())],
+                                 "shapes differ"),
+        "negative frames": (["num_train_frames=-200"], "num_train_frames"),
+        "empty seed list": (["seeds=[]"], "seeds"),
+        "unknown key": (["agent.learning_rate=1"], "unknown config key 'agent.learning_rate'"),
+        "unknown task": (["task=pen2"], "pen2"),
+    }
+
+
+def test_bad_input_gives_one_line_exit_2_and_no_outputs(door_demos, tmp_path, capsys):
+    for case, (extra, expected) in bad_inputs(tmp_path, door_demos).items():
+        run_dir = tmp_path / "runs" / case.replace(" ", "_")
+        capsys.readouterr()
+        code = main(train_args(run_dir, door_demos, *extra))
+        err = capsys.readouterr().err.strip()
+        assert code == 2, case
+        assert len(err.splitlines()) == 1 and err.startswith("vrl3 train: error:"), (case, err)
+        assert expected in err, (case, err)
+        assert not run_dir.exists(), case
+
+
+# ---------------------------------------------------------------- diverging losses
+def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(door_demos, tmp_path, capsys, monkeypatch):
+    from vrl3.agent import VRL3Agent
+
+    real_update = VRL3Agent.update
+
+    def update_going_nan(self, batch, stage, step, sync=False):
+        metrics = real_update(self, batch, stage=stage, step=step, sync=sync)
+        return metrics | {"critic_loss": torch.tensor(float("nan"))} if step >= 2 else metrics
+
+    monkeypatch.setattr(VRL3Agent, "update", update_going_nan)
+    run_dir = tmp_path / "run"
+    assert main(train_args(run_dir, door_demos)) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "vrl3 train: error:" in line]  # besides tqdm
+    assert len(errors) == 1 and "critic loss became nan at stage-2 update 3" in errors[0]
+    assert str(run_dir / "stage2" / "checkpoints") in errors[0]
+    folder = run_dir / "stage2" / "checkpoints"
+    assert not (folder / "previous.pt").exists()  # nothing was saved after the divergence
+    assert load_checkpoint(folder)["progress"]["update"] == 0
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "eval.csv").exists()
