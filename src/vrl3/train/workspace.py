@@ -32,6 +32,7 @@ class Progress:
     step: int = 0  # stage-3 agent steps done
     episode: int = 0  # stage-3 training episodes finished
     online_episode_lengths: list = field(default_factory=list)  # transitions of each recorded online episode
+    evicted_episodes: int = 0  # oldest episodes (demos first, then online ones) the replay has dropped (FIFO)
     elapsed: float = 0.0  # seconds spent in earlier processes of this run
     log_rows: dict = field(default_factory=dict)  # rows of each CSV that this state already accounts for
     metric_sums: dict = field(default_factory=dict)  # stage-3 update metrics since the last train.csv row
@@ -111,8 +112,6 @@ class Workspace:
         self.replay = ReplayBuffer(frame_shape, SENSOR_DIM, self.task.action_dim, cfg["replay_buffer_size"],
                                    frame_stack=cfg["frame_stack"], nstep=cfg["nstep"], discount=cfg["discount"],
                                    device=self.device, seed=cfg["seed"])
-        for episode in self.demos:
-            self.replay.add_episode(**_replay_fields(episode))
 
         self.logs = {"eval": CsvLog(self.run_dir / "eval.csv", EVAL_COLUMNS),
                      "train": CsvLog(self.run_dir / "train.csv", TRAIN_COLUMNS),
@@ -127,6 +126,8 @@ class Workspace:
 
     def _save(self, folder: Path) -> None:
         self.progress.log_rows = {name: log.rows for name, log in self.logs.items()}
+        total_episodes = len(self.demos) + len(self.progress.online_episode_lengths)
+        self.progress.evicted_episodes = total_episodes - self.replay.num_episodes
         progress = self.progress.__dict__ | {"elapsed": self.total_time(),
                                              "metric_sums": metrics_to_floats(self.progress.metric_sums)}
         state = {"progress": progress, "agent": self.agent.state_dict(),
@@ -134,15 +135,35 @@ class Workspace:
                  "rng": global_rng_state(), "train_env_rng": _env_rng_state(self.train_env),
                  "eval_env_rng": _env_rng_state(self.eval_env)}
         save_checkpoint(state, folder)
+        # online episodes that both this checkpoint and the previous one (the fallback) have evicted are not
+        # needed by any resume: delete their files
+        for index in range(self._deletable_online, self._evicted_online(self._previous_evicted)):
+            self._episode_path(index).unlink(missing_ok=True)
+        self._deletable_online = max(self._deletable_online, self._evicted_online(self._previous_evicted))
+        self._previous_evicted = self.progress.evicted_episodes
+
+    def _evicted_online(self, evicted_episodes: int) -> int:
+        return max(evicted_episodes - len(self.demos), 0)
+
+    def _fill_replay(self, evicted: int) -> None:
+        """Demos, then the recorded online episodes, except the `evicted` oldest ones the replay had dropped."""
+        n_demos = len(self.demos)
+        lengths = [len(e["reward"]) - 1 for e in self.demos] + self.progress.online_episode_lengths
+        for index in range(evicted, len(lengths)):
+            episode = self.demos[index] if index < n_demos else read_episode(self._episode_path(index - n_demos))
+            self.replay.add_episode(**_replay_fields(episode))
+        self.replay.total_transitions_added += sum(lengths[:evicted])
 
     def _resume(self) -> None:
         state = load_checkpoint(self.checkpoint_dir) or load_checkpoint(self.stage2_dir / "checkpoints")
+        self._previous_evicted = self._deletable_online = 0
         if state is None:
+            self._fill_replay(0)
             return
         self.progress = Progress(**state["progress"])
+        self._previous_evicted = self.progress.evicted_episodes
         self.agent.load_state_dict(state["agent"])
-        for index, _ in enumerate(self.progress.online_episode_lengths):
-            self.replay.add_episode(**_replay_fields(read_episode(self._episode_path(index))))
+        self._fill_replay(self.progress.evicted_episodes)
         self.replay.generator.set_state(state["replay_rng"])
         set_global_rng_state(state["rng"])
         for env, env_state in ((self.train_env, state["train_env_rng"]), (self.eval_env, state["eval_env_rng"])):
