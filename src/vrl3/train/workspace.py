@@ -39,7 +39,7 @@ class Progress:
     metric_count: int = 0
     finished_returns: list = field(default_factory=list)  # training episodes since the last train.csv row
     finished_lengths: list = field(default_factory=list)
-    frames_at_last_row: int = 0
+    time_at_last_row: float = 0.0  # total_time when the last train.csv row was written (for fps)
     last_checkpoint_frame: int = 0
 
 
@@ -287,11 +287,11 @@ class Workspace:
                 "step": progress.step, "total_time": elapsed,
                 "episode_reward": float(np.mean(progress.finished_returns)) if progress.finished_returns else 0.0,
                 "episode_length": float(np.mean(progress.finished_lengths)) if progress.finished_lengths else 0.0,
-                "fps": sum(progress.finished_lengths) / max(elapsed - progress.frames_at_last_row, 1e-9)}
+                "fps": sum(progress.finished_lengths) / max(elapsed - progress.time_at_last_row, 1e-9)}
         self.logs["train"].write(row)
         progress.metric_sums, progress.metric_count = {}, 0
         progress.finished_returns, progress.finished_lengths = [], []
-        progress.frames_at_last_row = elapsed
+        progress.time_at_last_row = elapsed
 
     def _stage3_eval(self) -> None:
         progress = self.progress
