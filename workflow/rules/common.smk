@@ -48,13 +48,12 @@ def check_config(config):
 
 
 def plan_runs(config):
-    """Every (task, seed) run, resolved exactly as `vrl3 train` will resolve it."""
+    """Every (variant, task, seed) run, resolved exactly as `vrl3 train` will resolve it."""
     # the merged config Snakemake sees, as one file for `vrl3 train --config` (named by its content, so a job
     # never reads a file another invocation rewrote)
     config_file = plan.write_config(config, ".snakemake/vrl3-configs")
     try:
-        return config_file, {(run.task, run.seed): run for run in
-                             (plan.plan_run(config_file, config, task, seed) for task, seed in plan.runs(config))}
+        return config_file, {(run.variant, run.task, run.seed): run for run in plan.plan_runs(config_file, config)}
     except UserError as error:
         raise WorkflowError(str(error)) from None
 
@@ -93,7 +92,7 @@ def untracked(value):
 
 # ---------------------------------------------------------------- per-run lookups (RUNS is set in train.smk)
 def run_of(wildcards):
-    return RUNS[(wildcards.task, int(wildcards.seed))]
+    return RUNS[(wildcards.variant, wildcards.task, int(wildcards.seed))]
 
 
 def run_overrides(wildcards):

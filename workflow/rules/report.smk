@@ -1,5 +1,6 @@
-# Aggregation: `vrl3 report` reads every run's eval.csv below {results_dir}/runs and writes {results_dir}/figures/,
-# {results_dir}/tables/ and {results_dir}/report.md, each replaced atomically (runs/ beside them is left alone).
+# Aggregation: `vrl3 report` reads every run's logs below {results_dir}/runs (<variant>/<task>/seed<N>/) and writes
+# {results_dir}/figures/ (the paper's figures among them), {results_dir}/tables/ and {results_dir}/report.md, each
+# replaced atomically (runs/ beside them is left alone).
 
 import os
 
@@ -8,8 +9,7 @@ RESULTS = config["results_dir"]
 
 rule report:
     input:
-        expand(f"{RESULTS}/runs/{{task}}/seed{{seed}}/metrics.json", zip,
-               task=[task for task, _ in RUNS], seed=[seed for _, seed in RUNS]),
+        [f"{run.run_dir}/metrics.json" for run in RUNS.values()],
     output:
         figures=report(directory(f"{RESULTS}/figures"), patterns=["{name}.png"], category="Figures",
                        caption="../report/results.rst"),
@@ -19,6 +19,8 @@ rule report:
     params:
         runs=untracked(f"{RESULTS}/runs"),
         out=lambda wildcards, output: os.path.dirname(output.report_md),
+        # the variants' definitions, for the figure map and the sensitivity settings
+        config_file=untracked(RUN_CONFIG),
     log:
         f"{RESULTS}/logs/report.log",
     threads: step_threads("report")
@@ -27,7 +29,7 @@ rule report:
     conda:
         CONDA_ENV
     shell:
-        "vrl3 report --runs {params.runs} --out {params.out} > {log} 2>&1"
+        "vrl3 report --runs {params.runs} --out {params.out} --config {params.config_file} > {log} 2>&1"
 
 
 # The merged config every run was given, for the record and for `snakemake --report`.

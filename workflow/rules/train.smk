@@ -1,7 +1,8 @@
-# Stage 2 (offline RL on the demos) and stage 3 (online RL) of every (task, seed) run, one rule each.
+# Stage 2 (offline RL on the demos) and stage 3 (online RL) of every (variant, task, seed) run, one rule each.
 #
 # Each job calls `vrl3 run-stage --stage N`, i.e. `vrl3 train --stage N` on the merged config plus the run's keys; it
-# resumes an interrupted stage and starts a stage over when its parameters or inputs changed. The declared outputs
+# resumes an interrupted stage and starts a stage over when its parameters or inputs changed. A variant's overrides
+# (config `variants`, vrl3.pipeline.variants) come first among the run's key=value words. The declared outputs
 # are the metrics files written when a stage is done: Snakemake deletes a job's outputs before rerunning it and
 # after it fails, so the checkpoints and CSV logs a resume needs must not be outputs.
 #
@@ -9,12 +10,13 @@
 # changed stage-2 key reruns stages 2 and 3.
 
 RUN_CONFIG, RUNS = plan_runs(config)
-RUN_ROOT = f"{config['results_dir']}/runs/{{task}}/seed{{seed}}"
-LOG_ROOT = f"{config['results_dir']}/logs/{{task}}/seed{{seed}}"
+RUN_ROOT = f"{config['results_dir']}/runs/{{variant}}/{{task}}/seed{{seed}}"
+LOG_ROOT = f"{config['results_dir']}/logs/{{variant}}/{{task}}/seed{{seed}}"
 
 
 wildcard_constraints:
-    task="|".join(sorted({task for task, _ in RUNS})),
+    variant="|".join(sorted({variant for variant, _, _ in RUNS})),
+    task="|".join(sorted({task for _, task, _ in RUNS})),
     seed=r"\d+",
 
 

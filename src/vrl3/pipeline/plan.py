@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from vrl3.pipeline import variants as variant_specs
+from vrl3.pipeline.variants import merge  # noqa: F401 (dvc_cli and the Snakefile use plan.merge)
 from vrl3.train.config import load_config
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
@@ -18,17 +20,6 @@ def prepare_job_environment() -> None:
     --use-conda puts its environment first), and render offscreen with EGL unless the user chose otherwise."""
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     os.environ.setdefault("MUJOCO_GL", "egl")
-
-
-def merge(base: dict, overlay: dict) -> dict:
-    """Deep merge as Snakemake's --configfile/--config do: dicts merge key by key, anything else is replaced."""
-    merged = dict(base)
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def demos_dir(config: dict, task: str) -> str:
@@ -42,12 +33,14 @@ def encoder_path(config: dict, arch: str) -> str | None:
     return f"{config['data_dir']}/stage1/{arch}_checkpoint.pth.tar"
 
 
-def run_dir(config: dict, task: str, seed: int) -> str:
-    return f"{config['results_dir']}/runs/{task}/seed{seed}"
+def run_dir(config: dict, variant: str, task: str, seed: int) -> str:
+    return f"{config['results_dir']}/runs/{variant}/{task}/seed{seed}"
 
 
-def runs(config: dict) -> list[tuple[str, int]]:
-    return [(task, seed) for task in config["tasks"] for seed in config["seeds"]]
+def runs(config: dict) -> list[tuple[variant_specs.Variant, str, int]]:
+    """Every (variant, task, seed) the workflow runs: `run_variants` x tasks x seeds."""
+    return [(variant, task, seed) for variant in variant_specs.selected_variants(config)
+            for task in config["tasks"] for seed in config["seeds"]]
 
 
 def write_config(config: dict, folder: str | Path) -> Path:
@@ -64,16 +57,24 @@ def write_config(config: dict, folder: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class Run:
-    """One (task, seed) run as the workflow passes it to `vrl3 train`."""
+    """One (variant, task, seed) run as the workflow passes it to `vrl3 train`."""
+    variant: str
     task: str
     seed: int
     demos: str
     run_dir: str
     stage1_checkpoint: str | None
     cfg: dict  # the run's resolved config, exactly as `vrl3 train` will see it
+    variant_overrides: tuple = ()  # the variant's `key=value` words, before the run's own keys
+
+    @property
+    def key(self) -> str:
+        """The run's name in DVC stage names (`stage3@<variant>-<task>-seed<N>`)."""
+        return f"{self.variant}-{self.task}-seed{self.seed}"
 
     def overrides(self) -> list[str]:
-        return [f"task={self.task}", f"seed={self.seed}", f"demos={self.demos}", f"run_dir={self.run_dir}",
+        return [*self.variant_overrides, f"variant={self.variant}", f"task={self.task}", f"seed={self.seed}",
+                f"demos={self.demos}", f"run_dir={self.run_dir}",
                 f"stage1_checkpoint={self.stage1_checkpoint or 'null'}"]
 
     def stage2_params(self) -> str:
@@ -88,14 +89,21 @@ def canonical(value) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def plan_run(config_file: str | Path, config: dict, task: str, seed: int) -> Run:
-    """Resolve one run through `vrl3 train`'s own loader (defaults, per-task overrides, validation)."""
-    base = load_config(config_file, [f"task={task}", f"seed={seed}"])
-    arch = base["agent"]["stage1_model_name"]  # per-task overrides may pick another encoder
-    demos, folder, checkpoint = demos_dir(config, task), run_dir(config, task, seed), encoder_path(config, arch)
-    run = Run(task, seed, demos, folder, checkpoint, cfg={})
+def plan_run(config_file: str | Path, config: dict, variant: variant_specs.Variant, task: str, seed: int) -> Run:
+    """Resolve one run through `vrl3 train`'s own loader (defaults, per-task overrides, the variant's overrides
+    given as key=value words, validation)."""
+    words = tuple(variant.dotlist)
+    base = load_config(config_file, [*words, f"task={task}", f"seed={seed}"])
+    arch = base["agent"]["stage1_model_name"]  # per-task overrides or the variant may pick another encoder
+    checkpoint = encoder_path(variant_specs.variant_config(config, variant), arch)  # stage1_random: none
+    demos, folder = demos_dir(config, task), run_dir(config, variant.name, task, seed)
+    run = Run(variant.name, task, seed, demos, folder, checkpoint, cfg={}, variant_overrides=words)
     cfg = load_config(config_file, run.overrides())
-    return Run(task, seed, demos, folder, checkpoint, cfg)
+    return Run(variant.name, task, seed, demos, folder, checkpoint, cfg, words)
+
+
+def plan_runs(config_file: str | Path, config: dict) -> list[Run]:
+    return [plan_run(config_file, config, variant, task, seed) for variant, task, seed in runs(config)]
 
 
 def stage1_archs(planned: list[Run]) -> list[str]:

@@ -8,10 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+import yaml
+
 from vrl3.errors import UserError
-from vrl3.report import figures, paper, tables
+from vrl3.pipeline.variants import expand_variants, merge
+from vrl3.report import figures, paper, paper_figures, tables
 from vrl3.report.report_md import write_report
 from vrl3.report.runs import Run, coverage_warnings, discover_runs
+from vrl3.train.config import DEFAULTS_PATH
 
 DEFAULT_BUDGETS = "100000,500000,1000000,2000000,4000000"
 
@@ -58,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rename a method/variant (repeatable); variants given the same label are merged")
     parser.add_argument("--paper", type=Path, default=None,
                         help="published numbers to compare with (default: the packaged data/paper_results.csv)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="the workflow config whose `variants` made the runs (an overlay of config/config.yaml, "
+                             "e.g. the merged config; default: config/config.yaml)")
 
 
 def _relabel(runs: list[Run], pairs: list[str]) -> list[Run]:
@@ -82,6 +89,22 @@ def _relabel(runs: list[Run], pairs: list[str]) -> list[Run]:
     return sorted(runs, key=lambda r: (r.method, r.task, r.seed))
 
 
+def load_variants(config_file: Path | None) -> dict:
+    """The expanded variants of config/config.yaml overlaid by `config_file`."""
+    config = yaml.safe_load(DEFAULTS_PATH.read_text())
+    if config_file is not None:
+        if not config_file.is_file():
+            raise UserError(f"--config {config_file}: no such file; give the workflow config (YAML)")
+        try:
+            overlay = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise UserError(f"--config {config_file}: not valid YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(overlay, dict):
+            raise UserError(f"--config {config_file}: expected a mapping of config keys")
+        config = merge(config, overlay)
+    return expand_variants(config)
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
@@ -102,7 +125,7 @@ def _profile_panels(runs: list[Run], budgets: list[int]) -> list[tuple[str, dict
     return panels
 
 
-def build(runs: list[Run], args, out: Path, notes: list[str], warn) -> None:
+def build(runs: list[Run], variants: dict, args, out: Path, notes: list[str], warn) -> None:
     """Write every figure, table and report.md into `out` (an empty folder)."""
     reps = args.bootstrap
     rng = np.random.default_rng(args.seed)
@@ -139,12 +162,17 @@ def build(runs: list[Run], args, out: Path, notes: list[str], warn) -> None:
                                      out / "figures" / "performance_profile")
     names += ["success_rate_aggregate", "performance_profile"]
 
+    figure_map, drawn, sensitivity = paper_figures.draw(runs, variants, out, reps, rng, warn, args.plot_max_frames)
+    figure_map.to_csv(out / "tables" / "figure_map.csv", index=False)
+    sensitivity.to_csv(out / "tables" / "sensitivity.csv", index=False)
+
     ours = paper.our_metrics(runs, success, thresholds, aggregates, reps, rng)
     comparison = paper.compare(ours, paper.load_paper(args.paper or paper.default_paper_file()))
     comparison.to_csv(out / "tables" / "paper_comparison.csv", index=False)
     settings = (f"Bootstrap: {reps} resamples (seed {args.seed}); frames-to-threshold window "
                 f"{args.window_frames:,} frames.")
-    write_report(out / "report.md", str(args.runs), runs, notes, tables_md, comparison, names, settings)
+    write_report(out / "report.md", str(args.runs), runs, notes, tables_md, comparison, names + drawn, settings,
+                 figure_map)
 
 
 def _publish(out: Path, staged: Path) -> None:
@@ -172,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"vrl3 report: warning: {message}", file=sys.stderr)
         notes.append(message)
 
+    variants = load_variants(args.config)
     runs = _relabel(discover_runs(args.runs, warn), args.label)
     for line in coverage_warnings(runs):
         warn(line)
@@ -181,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     staged = out / f".report-tmp-{os.getpid()}"
     shutil.rmtree(staged, ignore_errors=True)
     try:
-        build(runs, args, staged, notes, warn)
+        build(runs, variants, args, staged, notes, warn)
         _publish(out, staged)
     finally:
         shutil.rmtree(staged, ignore_errors=True)

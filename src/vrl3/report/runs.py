@@ -1,7 +1,8 @@
 """Find runs under a folder and read their evaluation logs into (frame, success_rate) curves.
 
 Layouts understood (each folder holding a log is one seed of one method on one task):
-* ours:      [<variant>/]<task>/seed<N>/eval.csv              (method `vrl3` when there is no variant level)
+* ours:      [<variant>/]<task>/seed<N>/eval.csv              (method `vrl3` when there is no variant level; an
+             eval.csv with a `variant` column names its method there)
 * official:  .../<variant>_<env>_s<seed>/eval.csv             (plot_utils naming, e.g. `..._door-v0_s1`)
 * RRL:       .../<variant>_<env>_s<seed>/log.csv              (iteration, success_rate in percent)
 """
@@ -35,6 +36,11 @@ class Run:
     @property
     def last_frame(self) -> int:
         return int(self.frames[-1])
+
+    @property
+    def folder(self) -> Path:
+        """The run's folder, where `vrl3 train` also leaves train.csv and stage2/train.csv."""
+        return self.path.parent
 
 
 def task_from_env(env: str) -> str:
@@ -90,6 +96,17 @@ def read_eval_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None
     return _sorted_unique(frames.astype(np.int64), success, total_time)
 
 
+def logged_variant(path: Path) -> str | None:
+    """The variant an eval.csv of ours records in its `variant` column (None for logs without one)."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                        usecols=lambda column: column.strip() == "variant")
+    names = set(table.iloc[:, 0]) - {""} if len(table.columns) else set()
+    if len(names) > 1:
+        raise UserError(f"{path}: column 'variant' holds several names ({', '.join(sorted(names))}); one run folder "
+                        f"holds one variant: move the rows apart or delete the file")
+    return names.pop() if names else None
+
+
 def read_rrl_log(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     """RRL's log.csv converted as plot_utils/rrl_result_converter.py does: frame = iteration * 40000, % -> fraction."""
     table = _read_table(path, ("iteration", "success_rate"))
@@ -142,6 +159,12 @@ def discover_runs(root: Path, warn) -> list[Run]:
             raise UserError(f"{log} and {runs[key].path} are both method {key[0]}, task {key[1]}, seed {key[2]}; "
                             f"point --runs at a folder that holds each run once")
         frames, success, total_time = reader(log)
+        variant = logged_variant(log) if reader is read_eval_csv else None
+        if variant is not None:
+            key = (variant, *key[1:])
+        if key in runs:
+            raise UserError(f"{log} and {runs[key].path} are both method {key[0]}, task {key[1]}, seed {key[2]}; "
+                            f"point --runs at a folder that holds each run once")
         runs[key] = Run(*key, path=log, frames=frames, success=success, total_time=total_time)
     if not runs:
         raise UserError(f"--runs {root}: no runs found; expected <task>/seed<N>/eval.csv, "

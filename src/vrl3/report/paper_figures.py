@@ -1,0 +1,133 @@
+"""The paper's comparison figures, drawn from whichever variants have runs, and the table of what made each.
+
+Figure files are named after the paper's figures (reference §6.2, `plot_main_vrl3_plots`) so they can be laid beside
+it: fig2a/fig2b/fig7 main comparison, fig3 stage-2 and stage-2 → 3 transition ablations, fig4 stage and encoder
+ablations, fig6 hyper-parameter sensitivity. A figure whose variants have no runs is skipped with a note.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vrl3.pipeline.variants import Variant
+from vrl3.report import figures, sensitivity, transition
+from vrl3.report.runs import Run
+from vrl3.report.tables import group_runs
+
+MAIN = ("vrl3", "drqv2fd", "rrl")  # RRL: its converted logs, not a variant of our config
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str  # file stem below figures/
+    paper: str  # the paper's figure
+    content: str
+    variants: tuple[str, ...]  # compared, the reference first
+    kind: str = "aggregate"  # aggregate | task | transition | sensitivity
+    task: str | None = None
+    needs_comparison: bool = True  # False: drawn with the reference alone (the main figures)
+
+
+def curve_specs(tasks: list[str], variants: dict[str, Variant]) -> list[FigureSpec]:
+    encoder_lr = tuple(v.name for v in variants.values() if v.sweep == "encoder_lr_scale")
+    specs = [FigureSpec("fig2a_aggregate", "Fig. 2a", "success rate, mean over tasks", MAIN,
+                        needs_comparison=False),
+             FigureSpec("fig2b_relocate", "Fig. 2b", "success rate on relocate", MAIN, kind="task", task="relocate",
+                        needs_comparison=False)]
+    specs += [FigureSpec(f"fig7_per_task_{task}", "Fig. 7", f"success rate on {task}", MAIN, kind="task", task=task,
+                         needs_comparison=False) for task in tasks]
+    specs += [
+        FigureSpec("fig3a_stage2", "Fig. 3", "stage-2 ablations: success rate, mean over tasks",
+                   ("vrl3", "stage2_bc", "stage2_disabled", "stage2_naive")),
+        FigureSpec("fig3b_transition_success", "Fig. 3", "stage 2 -> 3 transition (safe Q, S3 Cons): success rate",
+                   ("vrl3", "no_safe_q", "stage3_conservative")),
+        FigureSpec("fig3c_transition_q", "Fig. 3", "critic Q1 across the stage 2 -> 3 boundary (train.csv)",
+                   ("vrl3", "no_safe_q", "stage3_conservative", "stage2_naive"), kind="transition"),
+        FigureSpec("fig3d_encoder_lr_scale", "Fig. 3", "encoder learning-rate scale: success rate, mean over tasks",
+                   encoder_lr, needs_comparison=False),
+        FigureSpec("fig4a_stages", "Fig. 4", "which stages run (S123, S23, S13, S3): success rate",
+                   ("vrl3", "stage1_random", "stage2_disabled", "drqv2fd")),
+        FigureSpec("fig4b_encoder_updates", "Fig. 4", "which stages update the encoder: success rate",
+                   ("vrl3", "encoder_frozen_s2", "encoder_frozen_s3", "encoder_frozen_s23")),
+        FigureSpec("extra_encoder_width_frame_stack", "- (wider encoder, frame stack 3)",
+                   "wider encoder and frame stack 3: success rate", ("vrl3", "resnet6_64channel", "frame_stack3")),
+    ]
+    return specs
+
+
+def _present(spec: FigureSpec, methods: set[str]) -> tuple[list[str], str | None]:
+    """(variants with runs, why the figure is skipped or None)."""
+    present = [v for v in spec.variants if v in methods]
+    if not spec.variants:
+        return present, "the config defines no variants for it"
+    if spec.needs_comparison:
+        if spec.variants[0] not in present or len(present) < 2:
+            return present, f"needs runs of {spec.variants[0]} and of one more of its variants"
+    elif not present:
+        return present, "none of its variants has runs"
+    return present, None
+
+
+def _config_text(names: list[str], variants: dict[str, Variant]) -> str:
+    parts = []
+    for name in names:
+        if name in variants:
+            parts.append(f"{name}: {' '.join(variants[name].dotlist) or '(the config as is)'}")
+        else:
+            parts.append(f"{name}: not a variant of the config (logs read as they are)")
+    return "; ".join(parts)
+
+
+def draw(runs: list[Run], variants: dict[str, Variant], out: Path, reps: int, rng: np.random.Generator,
+         warn, max_frames: int | None) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
+    """Draw every paper figure the runs allow into out/figures; returns (figure map, drawn names, sensitivity)."""
+    methods = {run.method for run in runs}
+    tasks = sorted({run.task for run in runs})
+    groups = group_runs(runs)
+    colors = figures.method_colors(sorted(methods))
+    rows, drawn = [], []
+
+    def record(spec: FigureSpec, present: list[str], skipped: str | None) -> None:
+        rows.append({"figure": f"figures/{spec.name}.png", "paper": spec.paper, "content": spec.content,
+                     "variants": ", ".join(present), "missing": ", ".join(v for v in spec.variants if v not in present),
+                     "status": "drawn" if skipped is None else f"skipped: {skipped}",
+                     "config": _config_text(present, variants)})
+        if skipped is None:
+            drawn.append(spec.name)
+
+    for spec in curve_specs(tasks, variants):
+        present, skipped = _present(spec, methods)
+        if skipped is None and spec.kind == "task" and not any((m, spec.task) in groups for m in present):
+            skipped = f"no runs on {spec.task}"
+        stem = out / "figures" / spec.name
+        if skipped is None and spec.kind == "task":
+            present = [m for m in present if (m, spec.task) in groups]
+            curves = [figures.task_curve(m, groups[(m, spec.task)], reps, rng, warn) for m in present]
+            figures.plot_curves(curves, colors, spec.content, stem, max_frames)
+        elif skipped is None and spec.kind == "aggregate":
+            curves = [figures.aggregate_curve(m, {t: rs for (mm, t), rs in groups.items() if mm == m}, reps, rng,
+                                              warn) for m in present]
+            figures.plot_curves(curves, colors, spec.content, stem, max_frames)
+        elif skipped is None and spec.kind == "transition":
+            logs = transition.critic_q_logs([run for run in runs if run.method in present])
+            if logs.empty:
+                skipped = "no train.csv or stage2/train.csv beside the eval.csv of its variants"
+            else:
+                present = [m for m in present if m in set(logs["variant"])]
+                transition.plot(logs, present, colors, spec.content, stem, reps)
+        record(spec, present, skipped)
+
+    scores = sensitivity.scores(runs, variants)
+    for sweep, entries in sensitivity.sweeps(variants).items():
+        spec = FigureSpec(f"fig6_sensitivity_{sweep}", "Fig. 6",
+                          f"sensitivity to {entries[0].sweep_key}: mean success over evaluations up to 1M frames",
+                          tuple(v.name for v in entries), kind="sensitivity", needs_comparison=False)
+        present = [v.name for v in entries if v.name in methods]
+        skipped = None if present else "none of its variants has runs"
+        if skipped is None:
+            sensitivity.plot(scores[scores["sweep"] == sweep], entries[0].sweep_key, "Sensitivity",
+                             out / "figures" / spec.name)
+        record(spec, present, skipped)
+    return pd.DataFrame(rows), drawn, sensitivity.summary(scores)
