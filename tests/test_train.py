@@ -50,7 +50,8 @@ def without_time(path: Path) -> pd.DataFrame:
 def test_run_writes_the_official_logs(full_run):
     evals = pd.read_csv(full_run / "eval.csv")
     assert list(evals.columns) == ["episode", "episode_length", "episode_reward", "frame", "step", "success_rate",
-                                   "total_time"]
+                                   "total_time", "variant"]
+    assert set(evals["variant"]) == {"vrl3"}
     assert evals["frame"].tolist() == [0, 200, 400]  # every eval_every_frames from frame 0, before the last step
     assert evals["step"].tolist() == [0, 100, 200]
     assert evals["episode"].tolist() == [0, 1, 2]

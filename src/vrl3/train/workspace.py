@@ -17,7 +17,7 @@ from vrl3.tasks import SENSOR_DIM, get_task
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
 from vrl3.train.episodes import load_demos, read_episode, write_episode
 from vrl3.train.evaluate import evaluate
-from vrl3.train.logs import EVAL_COLUMNS, STAGE2_EVAL_COLUMNS, TRAIN_COLUMNS, CsvLog
+from vrl3.train.logs import EVAL_COLUMNS, STAGE2_EVAL_COLUMNS, STAGE2_TRAIN_COLUMNS, TRAIN_COLUMNS, CsvLog
 from vrl3.train.rng import global_rng_state, seed_everything, set_global_rng_state
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
@@ -115,7 +115,8 @@ class Workspace:
 
         self.logs = {"eval": CsvLog(self.run_dir / "eval.csv", EVAL_COLUMNS),
                      "train": CsvLog(self.run_dir / "train.csv", TRAIN_COLUMNS),
-                     "stage2_eval": CsvLog(self.stage2_dir / "stage2_eval.csv", STAGE2_EVAL_COLUMNS)}
+                     "stage2_eval": CsvLog(self.stage2_dir / "stage2_eval.csv", STAGE2_EVAL_COLUMNS),
+                     "stage2_train": CsvLog(self.stage2_dir / "train.csv", STAGE2_TRAIN_COLUMNS)}
         self.progress = Progress()
         self.start_time = time.time()
         self._resume()
@@ -199,12 +200,24 @@ class Workspace:
                 self._stage2_eval(metrics)
             batch = self.replay.sample(cfg["batch_size"])
             metrics = self.agent.update(batch, stage=2, step=progress.update, sync=False)
+            self._accumulate(metrics)
             progress.update += 1
+            if progress.update % cfg["train_log_every_steps"] == 0:
+                self._log_stage2_row()
             bar.update(1)
         bar.close()
         self._check_metrics(metrics, f"stage-2 update {progress.update}", self.stage2_dir / "checkpoints")
+        if progress.metric_count > 0:  # the last updates, so the log reaches the stage boundary
+            self._log_stage2_row()
         progress.stage = 3
         self._save(self.stage2_dir / "checkpoints")  # the stage boundary: stage 3 starts from this state
+
+    def _log_stage2_row(self) -> None:
+        """Stage-2 update metrics averaged since the last row (for the critic's Q across the stage-2/3 boundary)."""
+        progress = self.progress
+        row = {key: value / progress.metric_count for key, value in metrics_to_floats(progress.metric_sums).items()}
+        self.logs["stage2_train"].write(row | {"update": progress.update, "total_time": self.total_time()})
+        progress.metric_sums, progress.metric_count = {}, 0
 
     def _stage2_eval(self, metrics: dict) -> None:
         if self.cfg["stage2_num_eval_episodes"] == 0:
@@ -298,7 +311,8 @@ class Workspace:
         result = evaluate(self.agent, self.eval_env, self.cfg["num_eval_episodes"], progress.step)
         frame = progress.step * self.cfg["action_repeat"]
         self.logs["eval"].write(result | {"episode": progress.episode, "frame": frame, "step": progress.step,
-                                          "total_time": self.total_time()})
+                                          "total_time": self.total_time(),
+                                          "variant": self.cfg.get("variant", "vrl3")})
         tqdm.write(f"eval at frame {frame}: success {result['success_rate']:.2f} "
                    f"return {result['episode_reward']:.2f}")
 
