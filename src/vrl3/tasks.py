@@ -1,4 +1,4 @@
-"""Per-task constants of VRL3's Adroit environments (reference §4.3-4.6)."""
+"""Per-task constants of VRL3's Adroit environments (reference §4.3-4.6) and of the Franka Kitchen tasks."""
 
 from dataclasses import dataclass
 
@@ -17,6 +17,29 @@ class AdroitTask:
     action_dim: int
     state_keys: tuple[str, ...]  # keys set_env_state of AdroitHand*-v1 accepts
     encoder_lr_scale: float  # value of `encoder_lr_scale: auto`
+    sensor_dim: int = 24
+    family: str = "adroit"
+
+
+@dataclass(frozen=True)
+class KitchenTask:
+    """A Franka Kitchen task: the subtasks of one D4RL/kitchen Minari dataset (docs/kitchen.md)."""
+    name: str
+    minari_dataset: str
+    subtasks: tuple[str, ...]  # names as in gymnasium-robotics' FrankaKitchen-v1
+    gym_id: str = "FrankaKitchen-v1"
+    cameras: tuple[str, ...] = ("counter",)  # one free camera at FrankaKitchen-v1's default view
+    sensor_dim: int = 18  # robot joint positions (9) and velocities (9)
+    success_goal_steps: int = 0  # success iff all subtasks were done together on at least one env step
+    max_env_steps: int = 280  # FrankaKitchen-v1's max_episode_steps (and that of the complete dataset)
+    action_dim: int = 9
+    encoder_lr_scale: float = 1.0
+    family: str = "kitchen"
+
+    @property
+    def reward_scale(self) -> float:
+        """Rewards count completed subtasks; scaled so that one env step earns at most 1, as for Adroit."""
+        return 1.0 / len(self.subtasks)
 
 
 ADROIT_TASKS = {
@@ -30,11 +53,32 @@ ADROIT_TASKS = {
                            25, 200, 30, ("qpos", "qvel", "obj_pos", "target_pos"), 0.01),
 }
 
-SENSOR_DIM = 24
+# The subtasks of each dataset are the `tasks_to_complete` its generation script passed to FrankaKitchen-v1
+# (Farama's minari-dataset-generation-scripts, scripts/D4RL/kitchen/create_franka_dataset.py).
+KITCHEN_TASKS = {
+    "kitchen-complete": KitchenTask("kitchen-complete", "D4RL/kitchen/complete-v2",
+                                    ("microwave", "kettle", "light switch", "slide cabinet")),
+    "kitchen-partial": KitchenTask("kitchen-partial", "D4RL/kitchen/partial-v2",
+                                   ("microwave", "kettle", "light switch", "slide cabinet")),
+    "kitchen-mixed": KitchenTask("kitchen-mixed", "D4RL/kitchen/mixed-v2",
+                                 ("microwave", "kettle", "bottom burner", "light switch")),
+}
+
+TASKS = {**ADROIT_TASKS, **KITCHEN_TASKS}
+
+SENSOR_DIM = 24  # Adroit's; use get_task(name).sensor_dim for any task
 
 
-def get_task(name: str) -> AdroitTask:
+def get_task(name: str) -> AdroitTask | KitchenTask:
     try:
-        return ADROIT_TASKS[name]
+        return TASKS[name]
     except KeyError:
-        raise UserError(f"unknown task {name!r}: choose one of {', '.join(ADROIT_TASKS)}") from None
+        raise UserError(f"unknown task {name!r}: choose one of {', '.join(TASKS)}") from None
+
+
+def get_adroit_task(name: str) -> AdroitTask:
+    task = get_task(name)
+    if not isinstance(task, AdroitTask):
+        raise UserError(f"task {name!r} is a Franka Kitchen task; this needs an Adroit task "
+                        f"({', '.join(ADROIT_TASKS)})")
+    return task

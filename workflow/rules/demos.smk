@@ -1,17 +1,26 @@
 # Demonstrations: `vrl3 demos` -> {data_dir}/demos/{task}/ (manifest.json + episodes/*.npz).
+# Adroit tasks use config demo_source; Franka Kitchen tasks have demos only in Minari (D4RL/kitchen/*-v2, from
+# $MINARI_DATASETS_PATH or downloaded), re-rendered from their recorded states (docs/kitchen.md).
+from vrl3.tasks import KitchenTask, get_task
 
 DEMO_SOURCE = config["demo_source"]
+KITCHEN_DEMO_SOURCE = {"source": "minari", "replay": "states", "mirror": None}
+
+
+def demo_source_of(task):
+    return KITCHEN_DEMO_SOURCE if isinstance(get_task(task), KitchenTask) else DEMO_SOURCE
 
 
 rule demos:
     output:
         directory(f"{config['data_dir']}/demos/{{task}}"),
     params:
-        source=DEMO_SOURCE["source"],
+        source=lambda wildcards: demo_source_of(wildcards.task)["source"],
         episodes=DEMO_SOURCE["episodes"],
-        replay=DEMO_SOURCE["replay"],
+        replay=lambda wildcards: demo_source_of(wildcards.task)["replay"],
         # where verified (sha256-checked) copies of the same files lie: pointing at another copy reruns nothing
-        mirror=untracked(optional_arg("--mirror", DEMO_SOURCE["mirror"])),
+        # (a function of input, like untracked(): Snakemake does not record it)
+        mirror=lambda wildcards, input: optional_arg("--mirror", demo_source_of(wildcards.task)["mirror"]),
     log:
         f"{config['data_dir']}/logs/demos-{{task}}.log",
     threads: step_threads("demos")

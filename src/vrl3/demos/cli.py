@@ -8,14 +8,16 @@ from tqdm import tqdm
 
 from vrl3.demos.dapg_pickle import load_demo_pickle
 from vrl3.demos.expert import policy_from_pickle, rollout
+from vrl3.demos.kitchen_cli import run_kitchen
 from vrl3.demos.minari_source import demos_from_minari, load_minari_dataset, minari_dataset_id
+from vrl3.demos.lines import episode_line, summary_line
 from vrl3.demos.replay import REPLAYS
 from vrl3.demos.sources import default_cache_dir, demo_file_name, fetch_hand_dapg_file, policy_file_name
 from vrl3.demos.state_layout import LAYOUTS
 from vrl3.demos.store import episode_arrays, episode_summary, staged_output
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
-from vrl3.tasks import ADROIT_TASKS, get_task
+from vrl3.tasks import TASKS, KitchenTask, get_task
 
 SOURCES = ("human", "expert", "minari")
 REPLAY_MODES = tuple(REPLAYS)
@@ -23,17 +25,18 @@ DEFAULT_EXPERT_EPISODES = 25
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, metavar="{" + ",".join(ADROIT_TASKS) + "}")
+    parser.add_argument("--task", required=True, metavar="{" + ",".join(TASKS) + "}")
     parser.add_argument("--source", required=True, metavar="{" + ",".join(SOURCES) + "}",
                         help="human: the 25 DAPG human demos; expert: rollouts of the DAPG expert policy; "
-                             "minari: D4RL/<task>/human-v2")
+                             "minari: D4RL/<task>/human-v2 (kitchen tasks: D4RL/kitchen/<dataset>-v2)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
     parser.add_argument("--mirror", type=Path, help="local copy of hand_dapg's dapg folder (demonstrations/, "
                                                     "policies/) instead of downloading")
     parser.add_argument("--cache", type=Path, help="download cache (default: $VRL3_CACHE or data/downloads)")
     parser.add_argument("--episodes", type=int, help="number of episodes (default: all demos; expert: 25)")
     parser.add_argument("--replay", metavar="{" + ",".join(REPLAY_MODES) + "}",
-                        help="re-render recorded demos by open-loop actions (default, as VRL3) or recorded states")
+                        help="re-render recorded demos by open-loop actions (default, as VRL3) or recorded states "
+                             "(kitchen: states only)")
     parser.add_argument("--seed", type=int, default=0, help="env seed; expert episode i resets with seed + i")
     parser.add_argument("--image-size", type=int, default=84)
 
@@ -90,6 +93,8 @@ def _check_replayable(demos: list[dict], replay: str, source: str) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     task = get_task(args.task)
+    if isinstance(task, KitchenTask):
+        return run_kitchen(args, task)
     checksums, unpinned, replay = {}, [], None
     if args.source == "expert":
         policy_file = fetch_hand_dapg_file(policy_file_name(task.name), args.mirror,
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 summary = episode_summary(arrays)
                 episodes.append({**summary, "success": episode_success(task, summary["goal_steps"]), **record})
                 writer.add_episode(index, arrays)
-                tqdm.write(_episode_line(index, episodes[-1]))
+                tqdm.write(episode_line(index, episodes[-1]))
             writer.write_manifest({
                 "task": task.name, "source": args.source, "replay": replay, "action_repeat": 1,
                 "image_size": args.image_size, "cameras": list(task.cameras), "frame_channels": env.frame_channels,
@@ -129,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             })
     finally:
         env.close()
-    print(_summary_line(task.name, args.source, replay, episodes, args.out))
+    print(summary_line(task.name, args.source, replay, episodes, args.out))
     return 0
 
 
@@ -142,22 +147,3 @@ def _replayed(env, demo: dict, replay: str) -> tuple[list, dict]:
                           "recorded_success": episode_success(env.task, result.recorded_goal_steps),
                           "max_state_error": result.max_state_error,
                           "max_position_error": result.max_position_error}
-
-
-def _episode_line(index: int, episode: dict) -> str:
-    line = (f"demo {index}: length {episode['length']}, return {episode['return']:.2f}, "
-            f"goal steps {episode['goal_steps']}, success {episode['success']}")
-    if "recorded_goal_steps" in episode:
-        line += (f" | recorded: goal steps {episode['recorded_goal_steps']}, success {episode['recorded_success']},"
-                 f" max state error {episode['max_state_error']:.3f}")
-    return line
-
-
-def _summary_line(task: str, source: str, replay: str | None, episodes: list[dict], out: Path) -> str:
-    succeeded = sum(episode["success"] for episode in episodes)
-    mean_return = sum(episode["return"] for episode in episodes) / len(episodes)
-    line = (f"{task} {source}{f' ({replay} replay)' if replay else ''}: {len(episodes)} episodes, "
-            f"{succeeded} succeed, mean return {mean_return:.2f}")
-    if episodes and "recorded_success" in episodes[0]:
-        line += f", {sum(episode['recorded_success'] for episode in episodes)} succeed in the recording"
-    return f"{line}; wrote {out}"

@@ -60,7 +60,7 @@ def _set_qpos(env: AdroitEnv, qpos: np.ndarray, qvel: np.ndarray | None = None) 
     env.sim.set_state(qpos, np.zeros(env.sim.model.nv) if qvel is None else qvel)  # includes mj_forward
 
 
-def _time_step(env: AdroitEnv, action: np.ndarray) -> TimeStep:
+def time_step_of_state(env, action: np.ndarray) -> TimeStep:
     """The time step of arriving at the simulator's current state (rewards depend on the state only)."""
     raw_reward, goal = env.reward_and_goal()
     frame = env.render_frame()
@@ -134,7 +134,7 @@ def replay_states(env: AdroitEnv, demo: dict) -> DemoReplay:
             frame = env.render_frame()
             steps.append(TimeStep(StepType.FIRST, frame, frame, env.sensor(), np.zeros_like(actions[0]), 0.0, 1.0, 0))
         else:
-            steps.append(_time_step(env, actions[index - 1]))
+            steps.append(time_step_of_state(env, actions[index - 1]))
     if len(actions) > 1:
         dt = env.sim.model.opt.timestep * env.sim.frame_skip
         _set_qpos(env, recorded_qpos[-1], (recorded_qpos[-1] - recorded_qpos[-2]) / dt)

@@ -11,7 +11,9 @@ import farama_notifications  # noqa: E402
 
 farama_notifications.notifications.pop("gymnasium_robotics", None)
 
-from vrl3.envs.adroit import AdroitEnv, make_env  # noqa: E402
+from vrl3.envs.adroit import AdroitEnv  # noqa: E402
+from vrl3.envs.kitchen import KitchenEnv  # noqa: E402
+from vrl3.envs.make import make_env  # noqa: E402
 from vrl3.envs.rewards import episode_success, pen_dropped, reward_and_goal  # noqa: E402
 
-__all__ = ["AdroitEnv", "make_env", "episode_success", "pen_dropped", "reward_and_goal"]
+__all__ = ["AdroitEnv", "KitchenEnv", "make_env", "episode_success", "pen_dropped", "reward_and_goal"]

@@ -13,7 +13,7 @@ from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
 from vrl3.envs import make_env
 from vrl3.errors import UserError
 from vrl3.replay import ReplayBuffer
-from vrl3.tasks import SENSOR_DIM, get_task
+from vrl3.tasks import get_task
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
 from vrl3.train.episodes import load_demos, read_episode, write_episode
 from vrl3.train.evaluate import evaluate
@@ -106,10 +106,10 @@ class Workspace:
                                 cfg["num_demo"])
 
         agent_cfg = AgentConfig(**cfg["agent"])
-        self.agent = VRL3Agent(self.train_env.obs_shape, self.task.action_dim, SENSOR_DIM, agent_cfg, self.device,
-                               seed=cfg["seed"], stage1_checkpoint=cfg["stage1_checkpoint"])
+        self.agent = VRL3Agent(self.train_env.obs_shape, self.task.action_dim, self.task.sensor_dim, agent_cfg,
+                               self.device, seed=cfg["seed"], stage1_checkpoint=cfg["stage1_checkpoint"])
         frame_shape = (self.train_env.frame_channels, cfg["image_size"], cfg["image_size"])
-        self.replay = ReplayBuffer(frame_shape, SENSOR_DIM, self.task.action_dim, cfg["replay_buffer_size"],
+        self.replay = ReplayBuffer(frame_shape, self.task.sensor_dim, self.task.action_dim, cfg["replay_buffer_size"],
                                    frame_stack=cfg["frame_stack"], nstep=cfg["nstep"], discount=cfg["discount"],
                                    device=self.device, seed=cfg["seed"])
 
