@@ -57,25 +57,41 @@ def dvc_commands(repo: Path) -> set[str]:
         return {normalized(stage.cmd) for stage in dvc_repo.index.stages}
 
 
+def dvc_stage_names(repo: Path) -> set[str]:
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return {stage.name for stage in dvc_repo.index.stages}
+
+
 def test_committed_dvc_files_are_generated_from_the_paper_config():
     run([str(BIN / "vrl3"), "dvc-config", "--check"], cwd=REPO)
 
 
-@pytest.mark.parametrize("snakemake_args, dvc_args", [
-    ([], []),
+VARIANTS = "run_variants=[vrl3,drqv2fd,stage1_random]"
+
+
+@pytest.mark.parametrize("snakemake_args, dvc_args, n_runs", [
+    ([], [], 12),
     (["--configfile", "config/smoke.yaml", "--config", "seeds=[1,2]", "demo_source={mirror: /m/hand_dapg}",
       "stage1={source: mirror, mirror: /m/models}"],
      ["--configfile", str(REPO / "config/smoke.yaml"), "--set", "seeds=[1,2]", "--set", "demo_source.mirror=/m/hand_dapg",
-      "--set", "stage1.source=mirror", "--set", "stage1.mirror=/m/models"]),
+      "--set", "stage1.source=mirror", "--set", "stage1.mirror=/m/models"], 2),
+    (["--config", VARIANTS, "tasks=[door,pen]", "seeds=[1,2]"],
+     ["--set", VARIANTS, "--set", "tasks=[door,pen]", "--set", "seeds=[1,2]"], 12),  # variant x task x seed
 ])
-def test_dvc_and_snakemake_plan_the_same_runs_commands_and_config(tmp_path, snakemake_args, dvc_args):
+def test_dvc_and_snakemake_plan_the_same_runs_commands_and_config(tmp_path, snakemake_args, dvc_args, n_runs):
     workdir = make_workdir(tmp_path / "snakemake")
     repo = dvc_repo(tmp_path / "dvc")
     run([str(BIN / "vrl3"), "dvc-config", *dvc_args], cwd=repo)
     ours, theirs = snakemake_commands(workdir, snakemake_args), dvc_commands(repo)
     assert ours == theirs
     stage3 = sorted(command for command in ours if "--stage 3" in command)
-    assert len(stage3) == (12 if not dvc_args else 2)
+    assert len(stage3) == n_runs
+    if VARIANTS in dvc_args:
+        assert {name for name in dvc_stage_names(repo) if name.startswith("stage3@")} == {
+            f"stage3@{v}-{t}-seed{s}" for v in ("vrl3", "drqv2fd", "stage1_random") for t in ("door", "pen")
+            for s in (1, 2)}
     merged = yaml.safe_load(next((workdir / ".snakemake/vrl3-configs").glob("config-*.yaml")).read_text())
     assert yaml.safe_load((repo / "params.yaml").read_text()) == merged
 
@@ -114,20 +130,20 @@ def set_param(repo: Path, key: str, value) -> None:
 
 def test_dvc_repro_reruns_exactly_what_changed(repo):
     first = dvc(repo, "repro")
-    assert ran_stages(first.stdout) == {"stage2@door-seed1", "stage3@door-seed1", "report"}
+    assert ran_stages(first.stdout) == {"stage2@vrl3-door-seed1", "stage3@vrl3-door-seed1", "report"}
     assert "up to date" in dvc(repo, "status").stdout
 
     set_param(repo, "agent.std0", 0.05)  # stage 3 only
     second = dvc(repo, "repro")
-    assert ran_stages(second.stdout) == {"stage3@door-seed1", "report"}
-    assert "stage 3 of results/smoke/runs/door/seed1: parameters or inputs changed" in second.stdout + second.stderr
+    assert ran_stages(second.stdout) == {"stage3@vrl3-door-seed1", "report"}
+    assert "stage 3 of results/smoke/runs/vrl3/door/seed1: parameters or inputs changed" in second.stdout + second.stderr
 
     set_param(repo, "stage2_n_update", 3)  # stage 2, hence stage 3
     third = dvc(repo, "repro")
-    assert ran_stages(third.stdout) == {"stage2@door-seed1", "stage3@door-seed1", "report"}
+    assert ran_stages(third.stdout) == {"stage2@vrl3-door-seed1", "stage3@vrl3-door-seed1", "report"}
 
     assert ran_stages(dvc(repo, "repro").stdout) == set()
-    run_dir = repo / "results/smoke/runs/door/seed1"
+    run_dir = repo / "results/smoke/runs/vrl3/door/seed1"
     assert yaml.safe_load((run_dir / "params.yaml").read_text())["agent"]["std0"] == 0.05
     assert yaml.safe_load((run_dir / "stage2/params.yaml").read_text())["stage2_n_update"] == 3
 

@@ -9,6 +9,7 @@ import yaml
 from vrl3.pipeline import plan
 from vrl3.pipeline.metrics import stage2_metrics, stage3_metrics
 from vrl3.pipeline.stage_state import STAMP, content_digest, prepare_stage
+from vrl3.pipeline.variants import selected_variants
 from vrl3.train.config import DEFAULTS_PATH, load_config
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
@@ -123,12 +124,14 @@ def test_plan_resolves_runs_like_vrl3_train(tmp_path):
                                              "stage1": {"source": "fetch"}, "data_dir": "d", "results_dir": "r"})
     config_file = plan.write_config(config, tmp_path)
     assert plan.write_config(config, tmp_path) == config_file  # named by content
-    run = plan.plan_run(config_file, config, "relocate", 2)
-    assert run.overrides() == ["task=relocate", "seed=2", "demos=d/demos/relocate", "run_dir=r/runs/relocate/seed2",
+    vrl3 = selected_variants(config)[0]
+    run = plan.plan_run(config_file, config, vrl3, "relocate", 2)
+    assert run.overrides() == ["variant=vrl3", "task=relocate", "seed=2", "demos=d/demos/relocate",
+                               "run_dir=r/runs/vrl3/relocate/seed2",
                                "stage1_checkpoint=d/stage1/resnet6_32channel_checkpoint.pth.tar"]
     assert run.cfg["agent"]["encoder_lr_scale"] == 0.01  # relocate's "auto" value, resolved by vrl3 train's loader
     assert json.loads(run.stage2_params()) == stage2_params(run.cfg)
-    assert plan.runs(config) == [("door", 1), ("door", 2), ("relocate", 1), ("relocate", 2)]
+    assert plan.runs(config) == [(vrl3, "door", 1), (vrl3, "door", 2), (vrl3, "relocate", 1), (vrl3, "relocate", 2)]
     assert plan.merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": 3}, "l": [2]}) == {"a": {"b": 3, "c": 2}, "l": [2]}
 
 

@@ -160,7 +160,7 @@ def test_profile_runs_the_workflow_on_slurm_asking_for_the_configured_resources(
     report = scontrol_job(submitted["report"], slurm["env"])
     assert "gpu" not in report.get("TresPerJob", "") and report["TimeLimit"] == "00:05:00"
 
-    run_dir = workdir / "results/smoke/runs/door/seed1"
+    run_dir = workdir / "results/smoke/runs/vrl3/door/seed1"
     assert (run_dir / "metrics.json").exists() and (run_dir / "eval.csv").exists()
     assert (workdir / "results/smoke/figures/success_rate_door.png").exists()
     assert yaml.safe_load((workdir / "results/smoke/config.yaml").read_text())["slurm"]["partition"] == "debug"

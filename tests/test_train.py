@@ -52,6 +52,8 @@ def test_run_writes_the_official_logs(full_run):
     assert list(evals.columns) == ["episode", "episode_length", "episode_reward", "frame", "step", "success_rate",
                                    "total_time", "variant"]
     assert set(evals["variant"]) == {"vrl3"}
+    stage2_train = pd.read_csv(full_run / "stage2" / "train.csv")  # ours: stage-2 updates, a row at the boundary
+    assert stage2_train["update"].tolist() == [6] and stage2_train["critic_q1"].notna().all()
     assert evals["frame"].tolist() == [0, 200, 400]  # every eval_every_frames from frame 0, before the last step
     assert evals["step"].tolist() == [0, 100, 200]
     assert evals["episode"].tolist() == [0, 1, 2]

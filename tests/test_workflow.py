@@ -4,6 +4,7 @@ is interrupted in stage 3 and resumed, then asked to rerun after changed keys.""
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,15 +38,40 @@ def test_dry_run_shows_the_commands_and_resources(workdir):
     out = snakemake(workdir, "-n", "-p", "all", "--config", "tasks=[relocate]", "seeds=[2]",
                     "slurm={partition: gpu, account: lab}").stdout
     assert ("vrl3 run-stage --stage 3 --config .snakemake/vrl3-configs/config-" in out
-            and " task=relocate seed=2 demos=data/demos/relocate run_dir=results/runs/relocate/seed2 "
+            and " variant=vrl3 task=relocate seed=2 demos=data/demos/relocate run_dir=results/runs/vrl3/relocate/seed2 "
                 "stage1_checkpoint=data/stage1/resnet6_32channel_checkpoint.pth.tar" in out)
     assert "vrl3 encoder --source fetch --arch resnet6_32channel  --out data/stage1/" in out
-    assert "vrl3 report --runs results/runs --out results" in out
+    assert "vrl3 report --runs results/runs --out results --config .snakemake/vrl3-configs/config-" in out
     stage3 = out.split("rule stage3:", 1)[1].split("\n\n", 1)[0]
     for resource in ("runtime=1440", "mem_mb=32000", "gpu=1", "slurm_partition=gpu", "slurm_account=lab"):
         assert resource in stage3, resource
     demos = out.split("rule demos:", 1)[1].split("\n\n", 1)[0]
     assert "gpu=" not in demos and "runtime=60" in demos
+
+
+VARIANTS = ["vrl3", "drqv2fd", "stage1_random"]
+
+
+def test_three_variants_dry_run_lists_task_x_seed_x_variant(workdir):
+    out = snakemake(workdir, "-n", "-p", "all", "--config", f"run_variants=[{','.join(VARIANTS)}]",
+                    "tasks=[door,pen]", "seeds=[1,2]").stdout
+    assert job_counts(out) == {"demos": 2, "stage1_encoder": 1, "stage2": 12, "stage3": 12, "report": 1,
+                               "resolved_config": 1, "all": 1}
+    stage3 = [line for line in out.splitlines() if "vrl3 run-stage --stage 3" in line]
+    assert sorted(re.search(r"run_dir=(\S+)", line).group(1) for line in stage3) == sorted(
+        f"results/runs/{v}/{t}/seed{s}" for v in VARIANTS for t in ("door", "pen") for s in (1, 2))
+    drq = next(line for line in stage3 if "run_dir=results/runs/drqv2fd/pen/seed2 " in line)
+    assert (" stage1.source=none stage2_n_update=0 agent.safe_q_target_factor=1 variant=drqv2fd task=pen seed=2 "
+            in drq and drq.endswith("stage1_checkpoint=null > results/logs/drqv2fd/pen/seed2/stage3.log 2>&1"))
+    vrl3 = next(line for line in stage3 if "run_dir=results/runs/vrl3/pen/seed2 " in line)
+    assert "--config .snakemake/vrl3-configs/config-" in vrl3 and " variant=vrl3 task=pen seed=2 " in vrl3
+    assert "stage1_checkpoint=data/stage1/resnet6_32channel_checkpoint.pth.tar" in vrl3
+
+
+def test_a_bad_variant_stops_before_any_job_naming_variant_and_key(workdir):
+    result = snakemake(workdir, "-n", "all", "--config", "variants={mine: {agent: {lrr: 1}}}", check=False)
+    assert result.returncode != 0
+    assert "variant 'mine': override key 'agent.lrr' does not exist" in result.stdout + result.stderr
 
 
 def test_the_written_config_is_what_vrl3_train_resolves(workdir):
@@ -117,7 +143,7 @@ def group_alive(pgid: int) -> bool:
 def finished(workdir, mirror):
     """The smoke workflow (+ tiny budgets) interrupted with SIGINT mid stage 3, then rerun to the end."""
     args = ["all", "--cores", "2", "--configfile", "config/smoke.yaml", "tiny.yaml", "--config", mirror_config(mirror)]
-    run_dir = workdir / "results/smoke/runs/door/seed1"
+    run_dir = workdir / "results/smoke/runs/vrl3/door/seed1"
     process = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -137,17 +163,17 @@ def finished(workdir, mirror):
     finally:
         if group_alive(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
-    interrupted_log = (workdir / "results/smoke/logs/door/seed1/stage3.log").read_text()
+    interrupted_log = (workdir / "results/smoke/logs/vrl3/door/seed1/stage3.log").read_text()
     result = snakemake(workdir, *args, "--rerun-incomplete")
     return {"workdir": workdir, "run_dir": run_dir, "args": args, "first": first, "interrupted": interrupted_log,
             "second": result.stdout + result.stderr}
 
 
 def test_interrupted_run_resumes_from_its_checkpoint(finished):
-    stage3_log = (finished["workdir"] / "results/smoke/logs/door/seed1/stage3.log").read_text()
+    stage3_log = (finished["workdir"] / "results/smoke/logs/vrl3/door/seed1/stage3.log").read_text()
     assert "run finished" not in finished["interrupted"]  # the first attempt really stopped mid stage 3
-    assert "stage 3 of results/smoke/runs/door/seed1: resuming" in stage3_log
-    assert "resuming results/smoke/runs/door/seed1 at stage 3 frame 200" in stage3_log
+    assert "stage 3 of results/smoke/runs/vrl3/door/seed1: resuming" in stage3_log
+    assert "resuming results/smoke/runs/vrl3/door/seed1 at stage 3 frame 200" in stage3_log
     frames = [int(row["frame"]) for row in eval_rows(finished["run_dir"] / "eval.csv")]
     assert frames == [0, 200, 400]  # one row per evaluation: none lost, none repeated
     assert "rule stage2" not in finished["second"] and "rule demos" not in finished["second"]
@@ -198,7 +224,7 @@ def test_rerunning_a_finished_stage_keeps_its_state(finished):
     snakemake(finished["workdir"], *finished["args"])
     assert (finished["run_dir"] / "eval.csv").read_bytes() == before
     assert (finished["run_dir"] / "metrics.json").exists()
-    log = (finished["workdir"] / "results/smoke/logs/door/seed1/stage3.log").read_text()
+    log = (finished["workdir"] / "results/smoke/logs/vrl3/door/seed1/stage3.log").read_text()
     assert "resuming (same parameters" in log and "run finished" in log
 
 
