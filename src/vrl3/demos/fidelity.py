@@ -12,7 +12,7 @@ from vrl3.demos.replay import rendering_disabled, replay_actions, replay_states
 from vrl3.demos.sources import default_cache_dir, demo_file_name, fetch_hand_dapg_file
 from vrl3.demos.state_layout import LAYOUTS
 from vrl3.envs import episode_success, make_env
-from vrl3.tasks import get_task
+from vrl3.tasks import get_adroit_task as get_task  # the hand_dapg demos exist for Adroit only
 
 COLUMNS = ("demo", "length", "recorded goal steps", "replayed goal steps (actions)", "replayed goal steps (states)",
            "recorded success", "replayed success (actions)", "replayed success (states)",
