@@ -102,8 +102,8 @@ def test_content_digest_sees_names_and_bytes(tmp_path):
 
 def test_stage3_metrics_from_a_hand_made_eval_csv(tmp_path):
     rows = [(0, 0.0, -1.0), (500_000, 0.4, 2.0), (1_000_000, 0.6, 3.0), (1_500_000, 1.0, 5.0)]
-    lines = ["episode,episode_length,episode_reward,frame,step,success_rate,total_time"]
-    lines += [f"0,200,{reward},{frame},{frame // 2},{success},1.0" for frame, success, reward in rows]
+    lines = ["episode,episode_length,episode_reward,frame,step,success_rate,total_time,variant"]
+    lines += [f"0,200,{reward},{frame},{frame // 2},{success},1.0,no_safe_q" for frame, success, reward in rows]
     (tmp_path / "eval.csv").write_text("\n".join(lines) + "\n")
     metrics = stage3_metrics(tmp_path)
     assert metrics["frames"] == 1_500_000 and metrics["evaluations"] == 4

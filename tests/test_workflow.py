@@ -207,6 +207,9 @@ def test_end_to_end_outputs(finished):
     (["MIRROR", "stage2_n_update=6"], {"stage2", "stage3", "report"}),
     (["MIRROR", "agent={cql_weight: 2}"], {"stage2", "stage3", "report"}),
     (["MIRROR", "demo_source={episodes: 2}"], {"demos", "stage2", "stage3", "report"}),
+    (["MIRROR", "variants={extra: {agent: {lr: 0.001}}}"], set()),  # a variant that does not run changes nothing
+    (["MIRROR", "run_variants=[vrl3,extra]", "variants={extra: {agent: {lr: 0.001}}}"],
+     {"stage2", "stage3", "report"}),  # only the new variant's jobs (and the report) run
 ])
 def test_changed_keys_rerun_exactly_the_stages_that_read_them(finished, mirror, config, rerun):
     config = [mirror_config(mirror) if item == "MIRROR" else item for item in config]

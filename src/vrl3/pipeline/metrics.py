@@ -8,11 +8,14 @@ from pathlib import Path
 ONE_MILLION_FRAMES = 1_000_000
 
 
+TEXT_COLUMNS = {"variant"}
+
+
 def _rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [{key: float(value) for key, value in row.items() if value not in ("", None)}
+        return [{key: float(value) for key, value in row.items() if value not in ("", None) and key not in TEXT_COLUMNS}
                 for row in csv.DictReader(f)]
 
 
