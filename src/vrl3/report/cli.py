@@ -44,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", required=True, type=Path,
                         help="folder of runs: [<variant>/]<task>/seed<N>/eval.csv, <variant>_<env>_s<seed>/eval.csv "
                              "(official) or <variant>_<env>_s<seed>/log.csv (RRL)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder: figures/, tables/ and report.md are (re)placed there, each atomically")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder: figures/, tables/ and report.md are (re)placed there, each atomically")
     parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for every CI (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
     parser.add_argument("--budgets", type=_int_list, default=_int_list(DEFAULT_BUDGETS),

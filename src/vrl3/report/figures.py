@@ -17,6 +17,7 @@ from vrl3.report.runs import Run  # noqa: E402
 
 FIGSIZE = (3.6, 2.8)  # inches: a half-column panel that stays legible when printed at this size
 TAUS = np.linspace(0.0, 1.0, 101)
+MAX_INLINE_LEGEND = 6  # more curves than this: the legend goes beside the axes
 
 
 @dataclass
@@ -91,7 +92,8 @@ def plot_curves(curves: list[Curve], colors: dict[str, tuple], title: str, stem:
                 max_frames: int | None = None) -> None:
     """Mean line and 95 % band per curve; `max_frames` clips the x axis (None: everything logged)."""
     _style()
-    fig, ax = plt.subplots(figsize=FIGSIZE)
+    crowded = len(curves) > MAX_INLINE_LEGEND
+    fig, ax = plt.subplots(figsize=(FIGSIZE[0] * (1.8 if crowded else 1), FIGSIZE[1] * (1.4 if crowded else 1)))
     for curve in curves:
         keep = slice(None) if max_frames is None else curve.frames <= max_frames
         color = colors[curve.label]
@@ -104,7 +106,10 @@ def plot_curves(curves: list[Curve], colors: dict[str, tuple], title: str, stem:
     ax.set_ylabel("Success rate")
     ax.set_title(title)
     _frames_axis(ax)
-    ax.legend(loc="best", fontsize="small")
+    if crowded:  # many variants: the legend beside the axes, in columns
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="xx-small", ncol=1 + len(curves) // 16)
+    else:
+        ax.legend(loc="best", fontsize="small")
     _save(fig, stem)
 
 

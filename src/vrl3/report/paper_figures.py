@@ -25,6 +25,7 @@ class FigureSpec:
     paper: str  # the paper's figure
     content: str
     variants: tuple[str, ...]  # compared, the reference first
+    title: str  # short, above the axes
     kind: str = "aggregate"  # aggregate | task | transition | sensitivity
     task: str | None = None
     needs_comparison: bool = True  # False: drawn with the reference alone (the main figures)
@@ -33,26 +34,28 @@ class FigureSpec:
 def curve_specs(tasks: list[str], variants: dict[str, Variant]) -> list[FigureSpec]:
     encoder_lr = tuple(v.name for v in variants.values() if v.sweep == "encoder_lr_scale")
     specs = [FigureSpec("fig2a_aggregate", "Fig. 2a", "success rate, mean over tasks", MAIN,
-                        needs_comparison=False),
-             FigureSpec("fig2b_relocate", "Fig. 2b", "success rate on relocate", MAIN, kind="task", task="relocate",
-                        needs_comparison=False)]
-    specs += [FigureSpec(f"fig7_per_task_{task}", "Fig. 7", f"success rate on {task}", MAIN, kind="task", task=task,
-                         needs_comparison=False) for task in tasks]
+                        "Mean over tasks", needs_comparison=False),
+             FigureSpec("fig2b_relocate", "Fig. 2b", "success rate on relocate", MAIN, "relocate", kind="task",
+                        task="relocate", needs_comparison=False)]
+    specs += [FigureSpec(f"fig7_per_task_{task}", "Fig. 7", f"success rate on {task}", MAIN, task, kind="task",
+                         task=task, needs_comparison=False) for task in tasks]
     specs += [
         FigureSpec("fig3a_stage2", "Fig. 3", "stage-2 ablations: success rate, mean over tasks",
-                   ("vrl3", "stage2_bc", "stage2_disabled", "stage2_naive")),
+                   ("vrl3", "stage2_bc", "stage2_disabled", "stage2_naive"), "Stage 2"),
         FigureSpec("fig3b_transition_success", "Fig. 3", "stage 2 -> 3 transition (safe Q, S3 Cons): success rate",
-                   ("vrl3", "no_safe_q", "stage3_conservative")),
+                   ("vrl3", "no_safe_q", "stage3_conservative"), "Stage 2 -> 3"),
         FigureSpec("fig3c_transition_q", "Fig. 3", "critic Q1 across the stage 2 -> 3 boundary (train.csv)",
-                   ("vrl3", "no_safe_q", "stage3_conservative", "stage2_naive"), kind="transition"),
+                   ("vrl3", "no_safe_q", "stage3_conservative", "stage2_naive"), "Critic Q across stages 2 -> 3",
+                   kind="transition"),
         FigureSpec("fig3d_encoder_lr_scale", "Fig. 3", "encoder learning-rate scale: success rate, mean over tasks",
-                   encoder_lr, needs_comparison=False),
+                   encoder_lr, "Encoder lr scale", needs_comparison=False),
         FigureSpec("fig4a_stages", "Fig. 4", "which stages run (S123, S23, S13, S3): success rate",
-                   ("vrl3", "stage1_random", "stage2_disabled", "drqv2fd")),
+                   ("vrl3", "stage1_random", "stage2_disabled", "drqv2fd"), "Stages"),
         FigureSpec("fig4b_encoder_updates", "Fig. 4", "which stages update the encoder: success rate",
-                   ("vrl3", "encoder_frozen_s2", "encoder_frozen_s3", "encoder_frozen_s23")),
+                   ("vrl3", "encoder_frozen_s2", "encoder_frozen_s3", "encoder_frozen_s23"), "Encoder updates"),
         FigureSpec("extra_encoder_width_frame_stack", "- (wider encoder, frame stack 3)",
-                   "wider encoder and frame stack 3: success rate", ("vrl3", "resnet6_64channel", "frame_stack3")),
+                   "wider encoder and frame stack 3: success rate", ("vrl3", "resnet6_64channel", "frame_stack3"),
+                   "Encoder width, frame stack"),
     ]
     return specs
 
@@ -86,7 +89,6 @@ def draw(runs: list[Run], variants: dict[str, Variant], out: Path, reps: int, rn
     methods = {run.method for run in runs}
     tasks = sorted({run.task for run in runs})
     groups = group_runs(runs)
-    colors = figures.method_colors(sorted(methods))
     rows, drawn = [], []
 
     def record(spec: FigureSpec, present: list[str], skipped: str | None) -> None:
@@ -102,28 +104,29 @@ def draw(runs: list[Run], variants: dict[str, Variant], out: Path, reps: int, rn
         if skipped is None and spec.kind == "task" and not any((m, spec.task) in groups for m in present):
             skipped = f"no runs on {spec.task}"
         stem = out / "figures" / spec.name
+        colors = figures.method_colors(list(spec.variants))  # distinct colours within each figure
         if skipped is None and spec.kind == "task":
             present = [m for m in present if (m, spec.task) in groups]
             curves = [figures.task_curve(m, groups[(m, spec.task)], reps, rng, warn) for m in present]
-            figures.plot_curves(curves, colors, spec.content, stem, max_frames)
+            figures.plot_curves(curves, colors, spec.title, stem, max_frames)
         elif skipped is None and spec.kind == "aggregate":
             curves = [figures.aggregate_curve(m, {t: rs for (mm, t), rs in groups.items() if mm == m}, reps, rng,
                                               warn) for m in present]
-            figures.plot_curves(curves, colors, spec.content, stem, max_frames)
+            figures.plot_curves(curves, colors, spec.title, stem, max_frames)
         elif skipped is None and spec.kind == "transition":
             logs = transition.critic_q_logs([run for run in runs if run.method in present])
             if logs.empty:
                 skipped = "no train.csv or stage2/train.csv beside the eval.csv of its variants"
             else:
                 present = [m for m in present if m in set(logs["variant"])]
-                transition.plot(logs, present, colors, spec.content, stem, reps)
+                transition.plot(logs, present, colors, spec.title, stem, reps)
         record(spec, present, skipped)
 
     scores = sensitivity.scores(runs, variants)
     for sweep, entries in sensitivity.sweeps(variants).items():
         spec = FigureSpec(f"fig6_sensitivity_{sweep}", "Fig. 6",
                           f"sensitivity to {entries[0].sweep_key}: mean success over evaluations up to 1M frames",
-                          tuple(v.name for v in entries), kind="sensitivity", needs_comparison=False)
+                          tuple(v.name for v in entries), "Sensitivity", kind="sensitivity", needs_comparison=False)
         present = [v.name for v in entries if v.name in methods]
         skipped = None if present else "none of its variants has runs"
         if skipped is None:

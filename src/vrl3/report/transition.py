@@ -67,6 +67,9 @@ def plot(logs: pd.DataFrame, variants: list[str], colors: dict, title: str, stem
         ax.set_title(f"Stage {stage}")
     if axes[0].get_legend() is not None and axes[1].get_legend() is not None:
         axes[0].get_legend().remove()  # one legend for both panels
+    for ax in axes:
+        if ax.get_legend() is not None:
+            sns.move_legend(ax, "best", fontsize="small", title=None)
     low, high = logs["critic_q1"].min(), logs["critic_q1"].max()
     margin = 0.05 * max(high - low, 1.0)
     axes[0].set_ylim(max(low - margin, -Q_LIMIT), min(high + margin, Q_LIMIT))
