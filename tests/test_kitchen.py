@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.workflow_support import job_counts, make_workdir, snakemake
 from vrl3.cli import main
+from vrl3.demos.task_source import demo_source_for
 from vrl3.demos.replay import rendering_disabled
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
@@ -316,3 +318,16 @@ def test_kitchen_config_overlay_validates():
     with pytest.raises(UserError, match="'task'"):
         load_config(SMOKE, ["task=kitchen-burner"])
     assert get_task("kitchen-partial").minari_dataset == "D4RL/kitchen/partial-v2"
+
+
+def test_workflow_renders_kitchen_demos_from_minari(tmp_path):
+    adroit_source = {"source": "human", "mirror": "/somewhere/hand_dapg", "episodes": 19, "replay": "actions"}
+    assert demo_source_for("door", adroit_source) == adroit_source
+    assert demo_source_for("kitchen-mixed", adroit_source) == {"source": "minari", "mirror": None, "episodes": 19,
+                                                               "replay": "states"}
+    workdir = make_workdir(tmp_path / "wd")
+    out = snakemake(workdir, "-n", "-p", "all", "--configfile", "config/smoke.yaml", "--config",
+                    "tasks=[door,kitchen-mixed]", "demo_source={mirror: /somewhere/hand_dapg}").stdout
+    assert job_counts(out)["demos"] == 2
+    assert "vrl3 demos --task kitchen-mixed --source minari --episodes 3 --replay states  --out" in out
+    assert "vrl3 demos --task door --source human --episodes 3 --replay actions --mirror /somewhere/hand_dapg" in out

@@ -1,14 +1,12 @@
 # Demonstrations: `vrl3 demos` -> {data_dir}/demos/{task}/ (manifest.json + episodes/*.npz).
-# Adroit tasks use config demo_source; Franka Kitchen tasks have demos only in Minari (D4RL/kitchen/*-v2, from
-# $MINARI_DATASETS_PATH or downloaded), re-rendered from their recorded states (docs/kitchen.md).
-from vrl3.tasks import KitchenTask, get_task
+# Adroit tasks use config demo_source; Franka Kitchen tasks always use Minari's D4RL/kitchen/*-v2 (from
+# $MINARI_DATASETS_PATH or downloaded) re-rendered from recorded states (vrl3.demos.task_source, docs/kitchen.md).
+from functools import partial
+
+from vrl3.demos.task_source import demo_source_for
 
 DEMO_SOURCE = config["demo_source"]
-KITCHEN_DEMO_SOURCE = {"source": "minari", "replay": "states", "mirror": None}
-
-
-def demo_source_of(task):
-    return KITCHEN_DEMO_SOURCE if isinstance(get_task(task), KitchenTask) else DEMO_SOURCE
+demo_source_of = partial(demo_source_for, demo_source=DEMO_SOURCE)  # task -> its demo_source
 
 
 rule demos:
