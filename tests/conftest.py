@@ -19,3 +19,14 @@ def mirror() -> Path:
     if not (path / "demonstrations").is_dir():
         pytest.skip(f"hand_dapg mirror not found at {path}; set VRL3_MIRROR to a copy of hand_dapg to run this test")
     return path
+
+
+@pytest.fixture(scope="session")
+def door_demos(mirror, tmp_path_factory) -> Path:
+    """2 human door demos rendered from the mirror by `vrl3 demos`, once per test session."""
+    from vrl3.cli import main
+
+    out = tmp_path_factory.mktemp("demos") / "door"
+    assert main(["demos", "--task", "door", "--source", "human", "--mirror", str(mirror), "--episodes", "2",
+                 "--out", str(out)]) == 0
+    return out

@@ -16,14 +16,11 @@ import pandas as pd
 import pytest
 import torch
 
-from tests import test_train
 from tests.test_train import SMOKE, without_time
 from vrl3.agent.encoder import make_resnet84
 from vrl3.cli import main
 from vrl3.errors import UserError
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
-
-door_demos = test_train.door_demos  # the fixture: 2 human door demos rendered from the mirror
 
 # test_train's tiny run with a shorter stage 3: evaluations at frames 0 and 200
 TINY = ["stage2_n_update=6", "stage2_eval_every_frames=3", "stage2_num_eval_episodes=1", "num_train_frames=400",
@@ -201,3 +198,24 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(door_de
     assert not (folder / "previous.pt").exists()  # nothing was saved after the divergence
     assert load_checkpoint(folder)["progress"]["update"] == 0
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "eval.csv").exists()
+
+
+def test_nan_loss_in_stage3_stops_and_keeps_the_last_good_checkpoint(door_demos, tmp_path, capsys, monkeypatch):
+    from vrl3.agent import VRL3Agent
+
+    real_update = VRL3Agent.update
+    nan_from_step = 120  # frame 240: after the stage-3 checkpoint at the first episode's end (frame 200)
+
+    def update_going_nan_in_stage3(self, batch, stage, step, sync=False):
+        metrics = real_update(self, batch, stage=stage, step=step, sync=sync)
+        return metrics | {"critic_loss": torch.tensor(float("nan"))} if stage == 3 and step >= nan_from_step else metrics
+
+    monkeypatch.setattr(VRL3Agent, "update", update_going_nan_in_stage3)
+    run_dir = tmp_path / "run"
+    assert main(train_args(run_dir, door_demos)) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "vrl3 train: error:" in line]
+    assert len(errors) == 1 and "critic loss became nan at frame 300" in errors[0]  # the train-log row after it
+    assert str(run_dir / "checkpoints") in errors[0]
+    progress = load_checkpoint(run_dir / "checkpoints")["progress"]
+    assert progress["stage"] == 3 and progress["step"] * 2 == 200  # the last checkpoint before the divergence
+    assert list(pd.read_csv(run_dir / "eval.csv")["frame"]) == [0, 200]  # logs written before it are kept

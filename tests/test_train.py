@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO_ROOT
-from vrl3.cli import main
 
 SMOKE = REPO_ROOT / "config" / "smoke.yaml"
 # smaller than the smoke config: 3 stage-3 episodes, evaluations at frames 0, 200, 400, 600
@@ -20,14 +19,6 @@ TINY = ["stage2_n_update=6", "stage2_eval_every_frames=3", "stage2_num_eval_epis
         "batch_size=8", "agent.hidden_dim=32", "num_demo=2", "device=cpu",
         "replay_buffer_size=450"]  # below the 600 demo transitions: demos are evicted (FIFO) and resumes must skip them
 TIME_COLUMNS = ["total_time", "fps"]
-
-
-@pytest.fixture(scope="session")
-def door_demos(mirror, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demos") / "door"
-    assert main(["demos", "--task", "door", "--source", "human", "--mirror", str(mirror), "--episodes", "2",
-                 "--out", str(out)]) == 0
-    return out
 
 
 def train_command(run_dir: Path, demos: Path) -> list[str]:
