@@ -66,7 +66,7 @@ def time_stage2(agent, replay, updates: int, batch_size: int, device) -> float:
     return updates / (time.perf_counter() - started)
 
 
-def time_stage3(agent, replay, env, frames: int, batch_size: int, device) -> dict:
+def time_stage3(agent, replay, env, frames: int, batch_size: int, device, update: bool = True) -> dict:
     steps = frames // env.action_repeat
     time_step, episode = env.reset(), None
     episode = [time_step]
@@ -77,7 +77,7 @@ def time_stage3(agent, replay, env, frames: int, batch_size: int, device) -> dic
         t0 = time.perf_counter()
         action = agent.act(time_step.observation, time_step.sensor, step, eval_mode=False)
         t1 = time.perf_counter()
-        if agent.is_update_step(step):
+        if update and agent.is_update_step(step):
             agent.update(replay.sample(batch_size), 3, step, sync=False)
         t2 = time.perf_counter()
         time_step = env.step(action)
@@ -104,6 +104,8 @@ def main() -> None:
     parser.add_argument("--stage3-frames", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--hidden-dim", type=int, default=1024)
+    parser.add_argument("--no-stage3-updates", action="store_true",
+                        help="stage 3 without updates: the env loop alone, to see what the updates cost it")
     parser.add_argument("--out", help="also write the results as JSON here")
     args = parser.parse_args()
 
@@ -116,7 +118,9 @@ def main() -> None:
     if args.stage2_updates:
         result["stage2_updates_per_s"] = time_stage2(agent, replay, args.stage2_updates, args.batch_size, device)
     if args.stage3_frames:
-        result |= time_stage3(agent, replay, env, args.stage3_frames, args.batch_size, device)
+        result |= time_stage3(agent, replay, env, args.stage3_frames, args.batch_size, device,
+                              update=not args.no_stage3_updates)
+        result["stage3_updates"] = not args.no_stage3_updates
     try:
         result["nvidia_smi"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()
     except OSError:
