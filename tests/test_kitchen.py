@@ -21,8 +21,8 @@ import pytest
 from tests.conftest import REPO_ROOT
 from tests.workflow_support import job_counts, make_workdir, snakemake
 from vrl3.cli import main
-from vrl3.demos.task_source import demo_source_for
 from vrl3.demos.replay import rendering_disabled
+from vrl3.demos.task_source import demo_source_for
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
 from vrl3.tasks import get_task
@@ -253,7 +253,7 @@ def test_stage2_then_stage3_on_kitchen_demos(kitchen_demos, tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "vrl3.cli", "train", "--config", str(SMOKE), "task=kitchen-complete", *TINY,
                f"demos={kitchen_demos}", f"run_dir={run_dir}"]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     evals = pd.read_csv(run_dir / "eval.csv")
     assert evals["frame"].tolist() == [0] and evals["episode_length"].tolist() == [280]

@@ -9,8 +9,8 @@ from tqdm import tqdm
 from vrl3.demos.dapg_pickle import load_demo_pickle
 from vrl3.demos.expert import policy_from_pickle, rollout
 from vrl3.demos.kitchen_cli import run_kitchen
-from vrl3.demos.minari_source import demos_from_minari, load_minari_dataset, minari_dataset_id
 from vrl3.demos.lines import episode_line, summary_line
+from vrl3.demos.minari_source import demos_from_minari, load_minari_dataset, minari_dataset_id
 from vrl3.demos.replay import REPLAYS
 from vrl3.demos.sources import default_cache_dir, demo_file_name, fetch_hand_dapg_file, policy_file_name
 from vrl3.demos.state_layout import LAYOUTS

@@ -9,8 +9,8 @@ from vrl3.tasks import KitchenTask, get_task
 def make_env(task: str, seed: int, action_repeat: int = 2, frame_stack: int = 1, image_size: int = 84,
              time_limit: bool = True, flip_images: bool | None = None) -> PixelEnv:
     """flip_images None: the task family's default (Adroit: flipped as VRL3 stored them; kitchen: upright)."""
-    kwargs = dict(action_repeat=action_repeat, frame_stack=frame_stack, image_size=image_size,
-                  time_limit=time_limit)
+    kwargs = {"action_repeat": action_repeat, "frame_stack": frame_stack, "image_size": image_size,
+              "time_limit": time_limit}
     if flip_images is not None:
         kwargs["flip_images"] = flip_images
     env_class = KitchenEnv if isinstance(get_task(task), KitchenTask) else AdroitEnv
