@@ -46,6 +46,7 @@ def test_task_overrides_apply_to_their_task_only(tmp_path):
     (["agent.lr=fast"], "'agent.lr'"),
     (["task_overrides.door.bogus=1"], "'task_overrides.door.bogus'"),
     (["device=tpu"], "'device'"),
+    (["replay_device=gpu"], "'replay_device'"),
 ])
 def test_bad_config_names_the_key(override, key):
     with pytest.raises(UserError, match=key.replace("[", r"\[")):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vrl3.envs.timestep import StepType, TimeStep
-from vrl3.replay import ReplayBuffer
+from vrl3.replay import ReplayBuffer, batch_to
 
 FRAME = (3, 2, 2)
 GAMMA = 0.9
@@ -69,6 +69,16 @@ def test_batch_shapes_and_dtypes():
     assert batch.next_obs.shape == (4, 9, 2, 2)
     assert batch.action.shape == (4, 1) and batch.reward.shape == (4, 1) and batch.discount.shape == (4, 1)
     assert batch.sensor.shape == (4, 2) and batch.sensor.dtype == torch.float32
+
+
+def test_batch_to_moves_a_host_replay_batch_and_leaves_a_local_one_alone():
+    buffer = make_buffer(frame_stack=3)
+    buffer.add_episode(*episode(0, 10))
+    batch = buffer.sample(4)
+    assert batch_to(batch, torch.device("cpu")) is batch  # replay_device: auto, no copy
+    moved = batch_to(batch, torch.device("meta"))  # any other device: every field goes there, types kept
+    assert all(field.device.type == "meta" for field in moved)
+    assert [(f.shape, f.dtype) for f in moved] == [(f.shape, f.dtype) for f in batch]
 
 
 def test_frame_stack_repeats_first_frame_at_episode_start():

@@ -38,6 +38,13 @@ class Batch(NamedTuple):
     next_sensor: torch.Tensor  # float32 (B, sensor_dim)
 
 
+def batch_to(batch: Batch, device: torch.device) -> Batch:
+    """The batch on `device`: a no-op when the replay lives there; else a copy (a host replay feeding a GPU agent)."""
+    if batch.obs.device == device:
+        return batch
+    return Batch(*(field.to(device, non_blocking=True) for field in batch))
+
+
 class ReplayBuffer:
     def __init__(self, frame_shape: tuple[int, int, int], sensor_dim: int, action_dim: int, capacity: int,
                  frame_stack: int = 1, nstep: int = 3, discount: float = 0.99, device: str | torch.device = "cpu",

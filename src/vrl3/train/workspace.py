@@ -12,7 +12,7 @@ from tqdm import tqdm
 from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
 from vrl3.envs import make_env
 from vrl3.errors import UserError
-from vrl3.replay import ReplayBuffer
+from vrl3.replay import ReplayBuffer, batch_to
 from vrl3.tasks import get_task
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
 from vrl3.train.episodes import load_demos, read_episode, write_episode
@@ -89,6 +89,7 @@ class Workspace:
         self.run_dir = Path(cfg["run_dir"])
         self.task = get_task(cfg["task"])
         self.device = resolve_device(cfg["device"])
+        self.replay_device = self.device if cfg["replay_device"] == "auto" else resolve_device(cfg["replay_device"])
         # stage 2 writes only below run_dir/stage2, stage 3 only beside it: each stage's outputs can be
         # deleted and rebuilt alone (Snakemake and DVC do that when only a stage-3 key changed)
         self.stage2_dir = self.run_dir / "stage2"
@@ -111,7 +112,7 @@ class Workspace:
         frame_shape = (self.train_env.frame_channels, cfg["image_size"], cfg["image_size"])
         self.replay = ReplayBuffer(frame_shape, self.task.sensor_dim, self.task.action_dim, cfg["replay_buffer_size"],
                                    frame_stack=cfg["frame_stack"], nstep=cfg["nstep"], discount=cfg["discount"],
-                                   device=self.device, seed=cfg["seed"])
+                                   device=self.replay_device, seed=cfg["seed"])
 
         self.logs = {"eval": CsvLog(self.run_dir / "eval.csv", EVAL_COLUMNS),
                      "train": CsvLog(self.run_dir / "train.csv", TRAIN_COLUMNS),
@@ -198,7 +199,7 @@ class Workspace:
                 self._check_metrics(metrics, f"stage-2 update {progress.update}", self.stage2_dir / "checkpoints")
                 self._save(self.stage2_dir / "checkpoints")
                 self._stage2_eval(metrics)
-            batch = self.replay.sample(cfg["batch_size"])
+            batch = batch_to(self.replay.sample(cfg["batch_size"]), self.device)
             metrics = self.agent.update(batch, stage=2, step=progress.update, sync=False)
             self._accumulate(metrics)
             progress.update += 1
@@ -260,7 +261,7 @@ class Workspace:
                 self._stage3_eval()
             action = self.agent.act(time_step.observation, time_step.sensor, progress.step, eval_mode=False)
             if self.agent.is_update_step(progress.step):
-                batch = self.replay.sample(cfg["batch_size"])
+                batch = batch_to(self.replay.sample(cfg["batch_size"]), self.device)
                 self._accumulate(self.agent.update(batch, stage=3, step=progress.step, sync=False))
             time_step = env.step(action)
             episode.append(time_step)
