@@ -94,7 +94,7 @@ def test_clashing_names_and_unknown_run_variants_are_refused(paper):
         selected_variants(paper | {"run_variants": ["vrl3", "nosuch"]})
 
 
-def test_vrl3_train_refuses_a_bad_variant_config_through_the_cli(tmp_path):
+def test_dvc_config_refuses_a_bad_variant_in_one_line(tmp_path):
     overlay = tmp_path / "c.yaml"
     overlay.write_text("variants: {mine: {agent: {cql_wieght: 0}}}\n")
     result = subprocess.run([str(BIN / "vrl3"), "dvc-config", "--configfile", str(overlay), "--out-dir",
