@@ -79,6 +79,8 @@ VARIANTS = "run_variants=[vrl3,drqv2fd,stage1_random]"
       "--set", "stage1.source=mirror", "--set", "stage1.mirror=/m/models"], 2),
     (["--config", VARIANTS, "tasks=[door,pen]", "seeds=[1,2]"],
      ["--set", VARIANTS, "--set", "tasks=[door,pen]", "--set", "seeds=[1,2]"], 12),  # variant x task x seed
+    (["--config", "tasks=[door,kitchen-mixed]", "seeds=[1]"],  # door's demos from demo_source, kitchen's from Minari
+     ["--set", "tasks=[door,kitchen-mixed]", "--set", "seeds=[1]"], 2),
 ])
 def test_dvc_and_snakemake_plan_the_same_runs_commands_and_config(tmp_path, snakemake_args, dvc_args, n_runs):
     workdir = make_workdir(tmp_path / "snakemake")

@@ -18,8 +18,10 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
+from vrl3.demos.task_source import KITCHEN_DEMO_SOURCE
 from vrl3.errors import UserError
 from vrl3.pipeline import plan
+from vrl3.tasks import KitchenTask, get_task
 from vrl3.train.config import DEFAULTS_PATH, validate
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
@@ -96,7 +98,23 @@ def _run_items(runs: list[plan.Run]) -> dict:
     return items
 
 
-def _demos_stage(config: dict, tasks: list[str]) -> dict:
+def _demos_stages(config: dict, tasks: list[str]) -> dict:
+    """`demos` renders the Adroit tasks' demos from `demo_source`; `kitchen_demos` the kitchen tasks' from Minari,
+    whatever `demo_source` says (vrl3.demos.task_source, as the Snakemake rule does)."""
+    kitchen = [task for task in tasks if isinstance(get_task(task), KitchenTask)]
+    adroit = [task for task in tasks if task not in kitchen]
+    stages = {"demos": _adroit_demos_stage(config, adroit)} if adroit else {}
+    if kitchen:
+        source = KITCHEN_DEMO_SOURCE
+        stages["kitchen_demos"] = {"foreach": kitchen, "do": {
+            "cmd": f"vrl3 demos --task ${{item}} --source {source['source']} --episodes ${{demo_source.episodes}}"
+                   f" --replay {source['replay']} --out {config['data_dir']}/demos/${{item}}",
+            "params": ["demo_source.episodes"],
+            "outs": [f"{config['data_dir']}/demos/${{item}}"]}}
+    return stages
+
+
+def _adroit_demos_stage(config: dict, tasks: list[str]) -> dict:
     mirror = " --mirror ${demo_source.mirror}" if config["demo_source"]["mirror"] else ""
     return {"foreach": tasks, "do": {
         "cmd": "vrl3 demos --task ${item} --source ${demo_source.source} --episodes ${demo_source.episodes}"
@@ -156,7 +174,7 @@ def _train_stages(items: dict, keys2: list[str], keys3: list[str], stage2_eval: 
 
 def dvc_pipeline(config: dict, runs: list[plan.Run]) -> dict:
     results = config["results_dir"]
-    stages = {"demos": _demos_stage(config, sorted({run.task for run in runs}, key=config["tasks"].index))}
+    stages = _demos_stages(config, sorted({run.task for run in runs}, key=config["tasks"].index))
     archs = plan.stage1_archs(runs)
     if archs:
         stages["stage1"] = _stage1_stage(config, archs)
