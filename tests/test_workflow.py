@@ -139,13 +139,21 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
+def as_from_a_terminal() -> None:
+    """The run starts with SIGINT's default action and unblocked, as from an interactive shell (a disposition or
+    mask inherited from the test process would otherwise decide whether Ctrl-C reaches it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @pytest.fixture(scope="module")
 def finished(workdir, mirror):
     """The smoke workflow (+ tiny budgets) interrupted with SIGINT mid stage 3, then rerun to the end."""
     args = ["all", "--cores", "2", "--configfile", "config/smoke.yaml", "tiny.yaml", "--config", mirror_config(mirror)]
     run_dir = workdir / "results/smoke/runs/vrl3/door/seed1"
     process = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               preexec_fn=as_from_a_terminal)
     try:
         deadline = time.time() + 600
         while time.time() < deadline and process.poll() is None:
@@ -155,7 +163,7 @@ def finished(workdir, mirror):
         assert process.poll() is None, f"the run ended before it was interrupted:\n{process.stdout.read()[-3000:]}"
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group of the run
         first = process.communicate(timeout=120)[0]
-        assert process.returncode != 0
+        assert process.returncode != 0, f"SIGINT did not stop the run:\n{first[-3000:]}"
         deadline = time.time() + 30
         while time.time() < deadline and group_alive(process.pid):
             time.sleep(0.5)
