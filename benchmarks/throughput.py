@@ -14,13 +14,11 @@ import platform
 import subprocess
 import time
 
-import numpy as np
 import torch
 
 from vrl3.agent import AgentConfig, VRL3Agent
 from vrl3.envs import make_env
 from vrl3.replay import ReplayBuffer
-from vrl3.tasks import SENSOR_DIM
 from vrl3.train.workspace import _episode_arrays, _replay_fields
 
 
@@ -42,14 +40,14 @@ def synchronize(device: torch.device) -> None:
 
 
 def random_replay(env, device, episodes: int, length: int, seed: int = 0) -> ReplayBuffer:
-    replay = ReplayBuffer((env.frame_channels, env.obs_shape[1], env.obs_shape[2]), SENSOR_DIM, env.action_dim,
+    replay = ReplayBuffer((env.frame_channels, env.obs_shape[1], env.obs_shape[2]), env.task.sensor_dim, env.action_dim,
                           capacity=1_000_000, device=device, seed=seed)
     g = torch.Generator(device=device).manual_seed(seed)
     for _ in range(episodes):
         replay.add_episode(
             torch.randint(0, 256, (length + 1, env.frame_channels, *env.obs_shape[1:]), generator=g, device=device,
                           dtype=torch.uint8),
-            torch.randn(length + 1, SENSOR_DIM, generator=g, device=device),
+            torch.randn(length + 1, env.task.sensor_dim, generator=g, device=device),
             torch.rand(length + 1, env.action_dim, generator=g, device=device) * 2 - 1,
             torch.rand(length + 1, generator=g, device=device), torch.ones(length + 1, device=device))
     return replay
@@ -111,7 +109,8 @@ def main() -> None:
 
     device = torch.device(args.device)
     env = make_env(args.task, seed=0)
-    agent = VRL3Agent(env.obs_shape, env.action_dim, SENSOR_DIM, AgentConfig(hidden_dim=args.hidden_dim), device)
+    agent = VRL3Agent(env.obs_shape, env.action_dim, env.task.sensor_dim, AgentConfig(hidden_dim=args.hidden_dim),
+                      device)
     replay = random_replay(env, device, episodes=25, length=300)
     result = {"task": args.task, "device": device_name(device), "torch": torch.__version__,
               "batch_size": args.batch_size, "hidden_dim": args.hidden_dim}

@@ -18,7 +18,10 @@ class AdroitTask:
     state_keys: tuple[str, ...]  # keys set_env_state of AdroitHand*-v1 accepts
     encoder_lr_scale: float  # value of `encoder_lr_scale: auto`
     sensor_dim: int = 24
-    family: str = "adroit"
+
+    @property
+    def minari_dataset(self) -> str:
+        return f"D4RL/{self.name}/human-v2"
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,6 @@ class KitchenTask:
     max_env_steps: int = 280  # FrankaKitchen-v1's max_episode_steps (and that of the complete dataset)
     action_dim: int = 9
     encoder_lr_scale: float = 1.0
-    family: str = "kitchen"
 
     @property
     def reward_scale(self) -> float:
@@ -66,8 +68,6 @@ KITCHEN_TASKS = {
 
 TASKS = {**ADROIT_TASKS, **KITCHEN_TASKS}
 
-SENSOR_DIM = 24  # Adroit's; use get_task(name).sensor_dim for any task
-
 
 def get_task(name: str) -> AdroitTask | KitchenTask:
     try:
@@ -81,4 +81,11 @@ def get_adroit_task(name: str) -> AdroitTask:
     if not isinstance(task, AdroitTask):
         raise UserError(f"task {name!r} is a Franka Kitchen task; this needs an Adroit task "
                         f"({', '.join(ADROIT_TASKS)})")
+    return task
+
+
+def get_kitchen_task(name: str) -> KitchenTask:
+    task = get_task(name)
+    if not isinstance(task, KitchenTask):
+        raise UserError(f"task {name!r} is not a Franka Kitchen task")
     return task

@@ -14,7 +14,6 @@ from vrl3.errors import UserError
 from vrl3.tasks import KitchenTask
 
 OBS_DIM = 59
-ACTION_DIM = 9
 
 
 def _episode_demo(episode: Any, task: KitchenTask, dataset_id: str) -> dict:
@@ -31,11 +30,11 @@ def _episode_demo(episode: Any, task: KitchenTask, dataset_id: str) -> dict:
     if sorted(goals) != sorted(task.subtasks):
         raise UserError(f"{where} has the subtasks {sorted(goals)}, task {task.name} needs {sorted(task.subtasks)}: "
                         f"fix: point MINARI_DATASETS_PATH at the real {task.minari_dataset}")
-    if steps < 1 or actions.shape != (steps, ACTION_DIM) or states.shape != (steps + 1, OBS_DIM) or \
+    if steps < 1 or actions.shape != (steps, task.action_dim) or states.shape != (steps + 1, OBS_DIM) or \
             rewards.shape != (steps,) or any(len(values) != steps + 1 for values in goals.values()):
-        raise UserError(f"{where}: expected T >= 1 actions of size {ACTION_DIM}, T rewards and T + 1 observations "
-                        f"of size {OBS_DIM}, got actions {actions.shape}, rewards {rewards.shape}, observations "
-                        f"{states.shape}: the dataset is damaged; delete it and download it again")
+        raise UserError(f"{where}: expected T >= 1 actions of size {task.action_dim}, T rewards and T + 1 "
+                        f"observations of size {OBS_DIM}, got actions {actions.shape}, rewards {rewards.shape}, "
+                        f"observations {states.shape}: the dataset is damaged; delete it and download it again")
     if not (np.isfinite(states).all() and np.isfinite(actions).all()):
         raise UserError(f"{where} holds NaN or infinite values: the dataset is damaged; download it again")
     return {"observations": states, "achieved_goals": goals, "actions": actions, "rewards": rewards}

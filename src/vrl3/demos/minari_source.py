@@ -15,12 +15,11 @@ import numpy as np
 
 from vrl3.demos.dapg_pickle import validate_demos
 from vrl3.errors import UserError
-from vrl3.tasks import AdroitTask, KitchenTask, get_task
+from vrl3.tasks import AdroitTask, get_task
 
 
 def minari_dataset_id(task_name: str) -> str:
-    task = get_task(task_name)
-    return task.minari_dataset if isinstance(task, KitchenTask) else f"D4RL/{task_name}/human-v2"
+    return get_task(task_name).minari_dataset
 
 
 def _datasets_root() -> str:

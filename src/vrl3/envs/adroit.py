@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 
 from vrl3.envs.cameras import vrl3_env_class
-from vrl3.envs.pixel_env import PixelEnv, make_renderer  # noqa: F401  (make_renderer: kept importable here)
+from vrl3.envs.pixel_env import PixelEnv
 from vrl3.envs.rewards import pen_dropped, reward_and_goal
 from vrl3.envs.timestep import TimeStep
 from vrl3.errors import UserError

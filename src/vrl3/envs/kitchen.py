@@ -17,7 +17,7 @@ from vrl3.envs.kitchen_rewards import kitchen_reward_and_goal
 from vrl3.envs.pixel_env import PixelEnv
 from vrl3.envs.timestep import TimeStep
 from vrl3.errors import UserError
-from vrl3.tasks import KitchenTask, get_task
+from vrl3.tasks import get_kitchen_task
 
 patch_franka_robot()
 
@@ -35,13 +35,6 @@ def counter_camera() -> mujoco.MjvCamera:
     camera.elevation = DEFAULT_CAMERA_CONFIG["elevation"]
     camera.lookat[:] = DEFAULT_CAMERA_CONFIG["lookat"]
     return camera
-
-
-def get_kitchen_task(name: str) -> KitchenTask:
-    task = get_task(name)
-    if not isinstance(task, KitchenTask):
-        raise UserError(f"task {name!r} is not a Franka Kitchen task")
-    return task
 
 
 class KitchenEnv(PixelEnv):
