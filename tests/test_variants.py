@@ -20,7 +20,7 @@ from vrl3.pipeline import plan
 from vrl3.pipeline.variants import expand_variants, selected_variants, sweep_name
 from vrl3.report.transition import critic_q_logs
 from vrl3.train.config import DEFAULTS_PATH
-from vrl3.train.stage_keys import stage2_params, stage3_params
+from vrl3.train.stage_keys import stage3_params
 
 sys.path.insert(0, str(Path(__file__).parent))  # pytest's importlib mode does not put tests/ on sys.path
 from workflow_support import BIN, shared_door_demos  # noqa: E402

@@ -55,8 +55,6 @@ def download_url(name: str) -> str:
     return os.environ.get(URL_ENV, hand_dapg_registry()["url"]).format(path=name)
 
 
-
-
 def download(url: str, destination: Path, expected_sha256: str | None) -> None:
     """Stream url into a temp file beside destination, verify it, then rename it into place."""
     destination.parent.mkdir(parents=True, exist_ok=True)

@@ -73,17 +73,9 @@ def merged_config(configfiles: list[Path], sets: list[str]) -> dict:
     return config
 
 
-def param_keys(params: dict, prefix: str = "") -> list[str]:
+def param_keys(params: dict) -> list[str]:
     """Dotted leaf keys, e.g. agent.lr, as DVC's params lists name nested values."""
-    keys = []
-    for key, value in params.items():
-        if not prefix and key in RUN_KEYS:
-            continue
-        if isinstance(value, dict) and value:
-            keys += param_keys(value, f"{prefix}{key}.")
-        else:
-            keys.append(prefix + key)
-    return sorted(keys)
+    return sorted(key for key in plan.variant_specs.flatten(params) if key.split(".")[0] not in RUN_KEYS)
 
 
 def _run_items(runs: list[plan.Run]) -> dict:

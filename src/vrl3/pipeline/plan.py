@@ -95,7 +95,7 @@ def plan_run(config_file: str | Path, config: dict, variant: variant_specs.Varia
     words = tuple(variant.dotlist)
     base = load_config(config_file, [*words, f"task={task}", f"seed={seed}"])
     arch = base["agent"]["stage1_model_name"]  # per-task overrides or the variant may pick another encoder
-    checkpoint = encoder_path(variant_specs.variant_config(config, variant), arch)  # stage1_random: none
+    checkpoint = encoder_path(base, arch)  # base holds the variant's stage1.source (stage1_random: none)
     demos, folder = demos_dir(config, task), run_dir(config, variant.name, task, seed)
     run = Run(variant.name, task, seed, demos, folder, checkpoint, cfg={}, variant_overrides=words)
     cfg = load_config(config_file, run.overrides())

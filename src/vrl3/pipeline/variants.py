@@ -53,11 +53,12 @@ def sweep_name(entry: str, value) -> str:
     return f"{entry}_{text.replace('.', 'p').replace('+', '')}"
 
 
-def _flatten(overrides: dict, prefix: str = "") -> dict[str, object]:
+def flatten(overrides: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted leaf keys (agent.lr) and their values; an empty section counts as a leaf."""
     flat = {}
     for key, value in overrides.items():
         if isinstance(value, dict) and value:
-            flat |= _flatten(value, f"{prefix}{key}.")
+            flat |= flatten(value, f"{prefix}{key}.")
         else:
             flat[prefix + str(key)] = value
     return flat
@@ -115,7 +116,7 @@ def _entry_overrides(config: dict, name: str, entry) -> tuple[dict, tuple[str, l
             raise UserError(f"variant '{name}': sweep {key} needs a non-empty list of plain values, got {values!r}")
         _check_key(config, name, key, values[0])
         sweep = (key, values)
-    for key, value in _flatten(entry).items():
+    for key, value in flatten(entry).items():
         _check_key(config, name, key, value)
     return entry, sweep
 
@@ -132,7 +133,7 @@ def expand_variants(config: dict) -> dict[str, Variant]:
         if variant.name in variants:
             raise UserError(f"variant name '{variant.name}' is defined twice (a sweep's `<entry>_<value>` names "
                             f"count too): rename one")
-        words = [f"{key}={value_word(value)}" for key, value in _flatten(variant.overrides).items()]
+        words = [f"{key}={value_word(value)}" for key, value in flatten(variant.overrides).items()]
         variants[variant.name] = Variant(variant.name, variant.overrides, variant.sweep, variant.sweep_key,
                                          variant.value, words)
 
@@ -161,8 +162,3 @@ def selected_variants(config: dict, variants: dict[str, Variant] | None = None) 
                             f"(known: {known})")
         chosen += [v for v in members if v not in chosen]
     return chosen
-
-
-def variant_config(config: dict, variant: Variant) -> dict:
-    """The config with the variant's overrides applied (what the variant's runs see, before per-task overrides)."""
-    return merge(config, variant.overrides)

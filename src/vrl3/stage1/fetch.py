@@ -43,8 +43,6 @@ def drive_folder_url() -> str:
     return f"https://drive.google.com/drive/folders/{registry()['drive_folder_id']}"
 
 
-
-
 def _expected_sha256(name: str) -> str | None:
     entry = registry()["files"].get(name)
     return entry["sha256"] if entry else None

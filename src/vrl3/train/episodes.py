@@ -12,8 +12,6 @@ from vrl3.errors import UserError
 EPISODE_KEYS = ("frame", "sensor", "action", "reward", "discount", "n_goal_achieved")
 
 
-
-
 def read_episode(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:

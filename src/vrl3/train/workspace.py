@@ -215,10 +215,8 @@ class Workspace:
 
     def _log_stage2_row(self) -> None:
         """Stage-2 update metrics averaged since the last row (for the critic's Q across the stage-2/3 boundary)."""
-        progress = self.progress
-        row = {key: value / progress.metric_count for key, value in metrics_to_floats(progress.metric_sums).items()}
-        self.logs["stage2_train"].write(row | {"update": progress.update, "total_time": self.total_time()})
-        progress.metric_sums, progress.metric_count = {}, 0
+        row = self._take_metric_means()
+        self.logs["stage2_train"].write(row | {"update": self.progress.update, "total_time": self.total_time()})
 
     def _stage2_eval(self, metrics: dict) -> None:
         if self.cfg["stage2_num_eval_episodes"] == 0:
@@ -291,10 +289,17 @@ class Workspace:
             sums[key] = sums[key] + value if key in sums else value
         self.progress.metric_count += 1
 
+    def _take_metric_means(self) -> dict[str, float]:
+        """The update metrics averaged since the last log row; the sums start again from zero."""
+        progress = self.progress
+        means = {key: value / progress.metric_count for key, value in metrics_to_floats(progress.metric_sums).items()}
+        progress.metric_sums, progress.metric_count = {}, 0
+        return means
+
     def _log_train_row(self) -> None:
         progress = self.progress
         frame = progress.step * self.cfg["action_repeat"]
-        row = {key: value / progress.metric_count for key, value in metrics_to_floats(progress.metric_sums).items()}
+        row = self._take_metric_means()
         _check_finite(row.get("critic_loss", 0.0), f"frame {frame}", self.checkpoint_dir)
         elapsed = self.total_time()
         row |= {"buffer_size": self.replay.total_transitions_added, "episode": progress.episode, "frame": frame,
@@ -303,7 +308,6 @@ class Workspace:
                 "episode_length": float(np.mean(progress.finished_lengths)) if progress.finished_lengths else 0.0,
                 "fps": sum(progress.finished_lengths) / max(elapsed - progress.time_at_last_row, 1e-9)}
         self.logs["train"].write(row)
-        progress.metric_sums, progress.metric_count = {}, 0
         progress.finished_returns, progress.finished_lengths = [], []
         progress.time_at_last_row = elapsed
 
@@ -313,7 +317,7 @@ class Workspace:
         frame = progress.step * self.cfg["action_repeat"]
         self.logs["eval"].write(result | {"episode": progress.episode, "frame": frame, "step": progress.step,
                                           "total_time": self.total_time(),
-                                          "variant": self.cfg.get("variant", "vrl3")})
+                                          "variant": self.cfg["variant"]})
         tqdm.write(f"eval at frame {frame}: success {result['success_rate']:.2f} "
                    f"return {result['episode_reward']:.2f}")
 
