@@ -8,7 +8,7 @@ The workflow (Snakemake params, DVC params) uses the same split, so both rerun e
 WORKFLOW_KEYS = {"tasks", "seeds", "results_dir", "data_dir", "demo_source", "stage1", "task_overrides",
                  "resources", "slurm", "run_dir", "device", "replay_device", "checkpoint_every_frames", "variant",
                  "variants", "run_variants"}
-STAGE3_ONLY_KEYS = {"num_train_frames", "eval_every_frames", "num_eval_episodes", "train_log_every_steps"}
+STAGE3_ONLY_KEYS = {"num_train_frames", "eval_every_frames", "num_eval_episodes", "train_log_every_steps", "num_envs"}
 STAGE3_ONLY_AGENT_KEYS = {"update_every_steps", "std0", "std1", "std_n_decay", "stage3_update_encoder",
                           "stage3_conservative", "stage3_bc_lam0", "stage3_bc_lam1", "num_expl_steps"}
 
