@@ -1,16 +1,18 @@
 """Stage-2 (or 3) update throughput of VRL3Agent: default config, door shapes, device replay of random data.
 
-    python benchmarks/throughput_agent.py --device cuda --updates 500
-Prints updates/s (replay sampling included) and peak memory.
+    python benchmarks/throughput_agent.py --device cuda --updates 500 [--precision bf16] [--act-batch 8]
+Prints updates/s (replay sampling included), with --act-batch N also ms per act_batch call at batch N, and peak memory.
 """
 
 import argparse
 import resource
 import time
 
+import numpy as np
 import torch
 
 from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
+from vrl3.agent.config import PRECISIONS
 from vrl3.replay import ReplayBuffer
 
 
@@ -28,20 +30,36 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=50, help="random 100-step episodes in the replay")
     parser.add_argument("--sync-every", type=int, default=1,
                         help="convert metrics to floats every N updates (1: every update; 0: never)")
-    parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (off by default, as in torch)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="agent.precision: fp32 (torch defaults), tf32 (TF32 CUDA matmuls), bf16 (autocast)")
+    parser.add_argument("--act-batch", type=int, default=0, metavar="N",
+                        help="also time act_batch at batch N (exploration noise, after the updates; as many calls "
+                             "as --updates after --warmup untimed ones); 0 skips it")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick conv algorithms by timing")
     parser.add_argument("--no-cuda-graphs", action="store_true", help="eager updates (graphs are on by default)")
     parser.add_argument("--no-channels-last", action="store_true", help="NCHW encoder (NHWC is the CUDA default)")
     return parser.parse_args()
 
 
+def time_act_batch(agent: VRL3Agent, args: argparse.Namespace) -> float:
+    """Seconds for args.updates act_batch calls on host observations, as the envs deliver them; each call returns
+    its actions on the host, so no extra synchronisation is needed."""
+    rng = np.random.default_rng(0)
+    obs = rng.integers(0, 256, (args.act_batch, args.obs_channels, 84, 84), dtype=np.uint8)
+    sensor = rng.standard_normal((args.act_batch, 24)).astype(np.float32)
+    for step in range(args.warmup):
+        agent.act_batch(obs, sensor, step, eval_mode=False)
+    started = time.perf_counter()
+    for step in range(args.updates):
+        agent.act_batch(obs, sensor, step, eval_mode=False)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
-    if args.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    cfg = AgentConfig(hidden_dim=args.hidden_dim, stage1_model_name=args.arch)
+    cfg = AgentConfig(hidden_dim=args.hidden_dim, stage1_model_name=args.arch, precision=args.precision)
     on_cuda = device.type == "cuda"
     agent = VRL3Agent((args.obs_channels, 84, 84), args.action_dim, 24, cfg, device=device, seed=0,
                       cuda_graphs=on_cuda and not args.no_cuda_graphs,
@@ -83,15 +101,20 @@ def main() -> None:
     synchronize()
     sample_seconds = time.perf_counter() - started
 
+    act_seconds = time_act_batch(agent, args) if args.act_batch else None
+
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"stage {args.stage}, batch {args.batch_size}, {args.arch}, hidden {args.hidden_dim}, "
           f"obs ({args.obs_channels},84,84), action {args.action_dim}, sync every {args.sync_every}, "
-          f"tf32 {args.tf32}, cudnn.benchmark {args.cudnn_benchmark}, cuda graphs {agent.cuda_graphs}, "
+          f"precision {args.precision}, cudnn.benchmark {args.cudnn_benchmark}, cuda graphs {agent.cuda_graphs}, "
           f"channels_last {agent.channels_last}")
     print(f"updates/s: {args.updates / seconds:.1f}  ({1000 * seconds / args.updates:.2f} ms per update, "
           f"{args.updates} updates)")
     print(f"replay samples/s alone: {args.updates / sample_seconds:.1f}")
+    if act_seconds is not None:
+        print(f"act_batch at batch {args.act_batch}: {1000 * act_seconds / args.updates:.2f} ms per act call "
+              f"({args.act_batch * args.updates / act_seconds:.1f} actions/s, {args.updates} calls)")
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2 ** 30:.2f} GiB")
     print(f"peak host RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB")

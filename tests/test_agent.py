@@ -225,6 +225,66 @@ def test_random_exploration_actions_cover_minus_one_to_one():
     assert not np.allclose(agent.act(obs, sensor, step=10, eval_mode=False), agent.act(obs, sensor, 5, False))
 
 
+def act_before_act_batch(agent, obs, sensor, step, eval_mode):
+    """`act` as it was before act_batch existed: its random numbers must stay the same for runs to reproduce."""
+    if not eval_mode and step < agent.cfg.num_expl_steps:
+        return (torch.rand(A, generator=agent.generator) * 2 - 1).numpy()
+    agent.encoder.eval()
+    with torch.no_grad():
+        features = torch.cat([agent.encoder(torch.as_tensor(obs)[None]), torch.as_tensor(sensor)[None]], 1)
+        mu, _ = agent.actor(features)
+    agent.encoder.train()
+    if eval_mode:
+        return mu[0].numpy()
+    noise = torch.randn((1, A), generator=agent.generator)
+    return sample_action(mu, agent.stddev(step), clip=None, noise=noise)[0].numpy()
+
+
+def test_act_and_act_batch_of_one_draw_the_same_numbers_as_before():
+    batch = make_batch(seed=2)
+    agents = [make_agent(seed=4, num_expl_steps=3, std0=0.5, std1=0.5) for _ in range(3)]
+    for step, eval_mode in ((0, False), (1, True), (2, False), (3, False), (4, True), (5, False), (6, False)):
+        obs, sensor = batch.obs[step % B].numpy(), batch.sensor[step % B].numpy()
+        reference = act_before_act_batch(agents[0], obs, sensor, step, eval_mode)
+        action = agents[1].act(obs, sensor, step, eval_mode)
+        batched = agents[2].act_batch(obs[None], sensor[None], step, eval_mode)
+        assert action.shape == (A,) and batched.shape == (1, A)
+        assert action.dtype == batched.dtype == np.float32
+        np.testing.assert_array_equal(action, reference)
+        np.testing.assert_array_equal(batched[0], reference)
+
+
+def test_act_batch_rows_are_single_acts():
+    agent = make_agent(seed=5, std0=0.5, std1=0.5)
+    agent.update(make_batch(), 2, 0)  # BatchNorm running statistics move away from their init
+    batch = make_batch(seed=6)
+    obs, sensor = batch.obs[:4].numpy(), batch.sensor[:4].numpy()
+    means = agent.act_batch(obs, sensor, step=0, eval_mode=True)
+    assert means.shape == (4, A) and means.dtype == np.float32 and agent.encoder.training
+    for row in range(4):
+        np.testing.assert_allclose(means[row], agent.act(obs[row], sensor[row], 0, eval_mode=True),
+                                   rtol=1e-5, atol=1e-6)
+    generator_state = agent.generator.get_state()
+    actions = agent.act_batch(torch.as_tensor(obs), torch.as_tensor(sensor), step=0, eval_mode=False)
+    noise = torch.randn((4, A), generator=torch.Generator().set_state(generator_state))
+    expected = (torch.as_tensor(means) + 0.5 * noise).clamp(-1 + 1e-6, 1 - 1e-6)  # no noise clip when acting
+    torch.testing.assert_close(torch.as_tensor(actions), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_act_batch_exploration_and_without_sensor():
+    agent = make_agent(num_expl_steps=10, use_sensor=False)
+    obs = np.zeros((5, 3, 84, 84), np.uint8)
+    generator_state = agent.generator.get_state()
+    actions = agent.act_batch(obs, None, step=3, eval_mode=False)
+    expected = torch.rand((5, A), generator=torch.Generator().set_state(generator_state)) * 2 - 1
+    np.testing.assert_array_equal(actions, expected.numpy())
+    assert agent.act_batch(obs, None, step=10, eval_mode=False).shape == (5, A)
+    means = agent.act_batch(obs, None, step=3, eval_mode=True)
+    np.testing.assert_allclose(means, np.repeat(means[:1], 5, axis=0), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="N, C, 84, 84"):
+        agent.act_batch(obs[0], None, step=10, eval_mode=True)
+
+
 # ---------------------------------------------------------------- one update against an independent computation
 
 def assert_same_adam_step(agent_module, twin_module, lr):
@@ -466,3 +526,32 @@ def test_cuda_graph_update_matches_eager_update():
     for step in range(8, 13):
         m1, m2 = graphed.update(batches[step % 3], 2, step, sync=False), restored.update(batches[step % 3], 2, step)
         assert m1["critic_loss"].item() == pytest.approx(m2["critic_loss"], rel=1e-3, abs=1e-4), step
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graph_act_matches_eager_act():
+    device = torch.device("cuda")
+    config = tiny_config(std0=0.5, std1=0.5)
+    graphed = VRL3Agent((3, 84, 84), A, 24, config, device, seed=4, cuda_graphs=True)
+    eager = VRL3Agent((3, 84, 84), A, 24, config, device, seed=4, cuda_graphs=False)
+    batch = make_batch(seed=5)
+
+    def assert_same_actions():
+        eager.load_state_dict(graphed.state_dict())  # same weights, BatchNorm statistics and generator state
+        for n in (1, 4):
+            obs, sensor = batch.obs[:n].numpy(), batch.sensor[:n].numpy()
+            for eval_mode in (False, True):
+                for _ in range(2):  # the first call captures, the second replays
+                    expected = eager.act_batch(obs, sensor, 10, eval_mode)
+                    actual = graphed.act_batch(obs, sensor, 10, eval_mode)
+                    assert actual.shape == (n, A) and actual.dtype == np.float32
+                    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6, err_msg=f"{n} {eval_mode}")
+        np.testing.assert_array_equal(graphed.act(batch.obs[0].numpy(), batch.sensor[0].numpy(), 10, True),
+                                      graphed.act_batch(batch.obs[:1].numpy(), batch.sensor[:1].numpy(), 10, True)[0])
+
+    assert_same_actions()
+    device_batch = Batch(*(t.to(device) for t in batch))
+    for step in range(5):  # eager warm-up updates, then a captured update: the act graphs must see the new weights
+        graphed.update(device_batch, 2, step)
+    assert_same_actions()
+    assert len(graphed._graphed_act._captured) == 4  # (1 or 4 rows) x (train or eval), captured once each

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vrl3.agent import losses
+from vrl3.agent import losses, precision
 from vrl3.agent.augment import RandomShiftsAug
 from vrl3.agent.config import AgentConfig
 from vrl3.agent.encoder import RLEncoder, load_stage1_checkpoint, make_resnet84
@@ -37,20 +37,25 @@ class VRL3Agent:
     obs_shape is the stacked image shape (3·cameras·frame_stack, 84, 84). All randomness of acting and updating
     (augmentation shifts, policy noise, CQL random actions) comes from one torch.Generator on `device` seeded from
     `seed`; network initialisation from a CPU generator seeded from `seed`, so it is the same on every device.
+    cfg.precision: fp32 keeps PyTorch's defaults; tf32 allows TF32 CUDA matmuls for the whole process when the agent
+    is built; bf16 runs the network forward passes (encoder, actor, critic, critic target; in updates and acting)
+    under bfloat16 autocast, while parameters, optimiser states, targets, losses and metrics stay float32.
     """
 
     def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, sensor_dim: int, cfg: AgentConfig,
                  device: str | torch.device = "cpu", seed: int = 0, stage1_checkpoint: str | None = None,
                  trusted_checkpoint: bool = False, cuda_graphs: bool | None = None, channels_last: bool | None = None):
         self.cfg = cfg
+        precision.apply_process_flags(cfg.precision)
         self.device = torch.device(device)
         on_cuda = self.device.type == "cuda"
-        # speed only (same computation): NHWC convolutions/BatchNorm and one replayed CUDA graph per update
+        # speed only (same computation): NHWC convolutions/BatchNorm, replayed CUDA graphs for updates and acting
         self.channels_last = on_cuda if channels_last is None else channels_last
         self.cuda_graphs = on_cuda if cuda_graphs is None else cuda_graphs
         if self.cuda_graphs and not on_cuda:
             raise ValueError("cuda_graphs needs a CUDA device")
         self._graphed = None
+        self._graphed_act = None
         self.obs_shape = tuple(obs_shape)
         self.action_dim = action_dim
         self.sensor_dim = sensor_dim if cfg.use_sensor else 0
@@ -72,9 +77,10 @@ class VRL3Agent:
         self.critic_opt = self._adam(self.critic.parameters(), cfg.lr)
         self.aug = RandomShiftsAug(pad=4)
         if self.cuda_graphs:
-            from vrl3.agent.cuda_graph import GraphedUpdate
+            from vrl3.agent.cuda_graph import GraphedAct, GraphedUpdate
 
             self._graphed = GraphedUpdate(self)
+            self._graphed_act = GraphedAct(self)
 
     def _adam(self, params, lr: float) -> torch.optim.Adam:
         on_cuda = self.device.type == "cuda"
@@ -94,8 +100,15 @@ class VRL3Agent:
             encoder.use_channels_last()
         self.encoder = encoder.to(self.device).train()
         self.encoder_opt = self._adam(self.encoder.parameters(), self.cfg.lr * self.cfg.encoder_lr_scale)
+        self._reset_graphs()
+
+    def _reset_graphs(self) -> None:
+        """Drop captured CUDA graphs: they read the tensors they were captured with, which a new encoder or new
+        optimiser states replace."""
         if self._graphed is not None:
             self._graphed.reset()
+        if self._graphed_act is not None:
+            self._graphed_act.reset()
 
     # ------------------------------------------------------------------ schedules
     def stddev(self, step: int) -> float:
@@ -107,8 +120,17 @@ class VRL3Agent:
         """Stage 3 updates only when step % update_every_steps == 0 (the caller checks; `update` always updates)."""
         return step % self.cfg.update_every_steps == 0
 
+    def _forward(self, network: torch.nn.Module, *inputs: torch.Tensor):
+        """network(*inputs) in cfg.precision (bf16: under autocast), its outputs as float32 so that everything
+        computed from them (targets, losses, metrics, actions) is float32; for fp32 outputs .float() is a no-op."""
+        with precision.autocast(self.device, self.cfg.precision):
+            outputs = network(*inputs)
+        if isinstance(outputs, tuple):
+            return tuple(output.float() for output in outputs)
+        return outputs.float()
+
     def _features(self, obs: torch.Tensor, sensor: torch.Tensor | None) -> torch.Tensor:
-        features = self.encoder(obs)
+        features = self._forward(self.encoder, obs)
         if self.sensor_dim:
             features = torch.cat([features, sensor.to(features.dtype)], dim=1)
         return features
@@ -117,28 +139,57 @@ class VRL3Agent:
     @torch.no_grad()
     def act(self, obs: np.ndarray | torch.Tensor, sensor: np.ndarray | torch.Tensor | None, step: int,
             eval_mode: bool) -> np.ndarray:
-        """One action for one uint8 observation (C, 84, 84): μ when evaluating, else μ + N(0, σ²) clamped.
+        """One action (action_dim,) for one uint8 observation (C, 84, 84): act_batch on a batch of one."""
+        obs = torch.as_tensor(obs).unsqueeze(0)
+        sensor = torch.as_tensor(sensor).unsqueeze(0) if self.sensor_dim else None
+        return self.act_batch(obs, sensor, step, eval_mode)[0]
 
-        BatchNorm uses its running statistics here. Before num_expl_steps (exploration only) the action is
-        Uniform[-1, 1) (VRL3 draws Uniform[0, 1), a bug; see docs/deviations.md).
+    @torch.no_grad()
+    def act_batch(self, obs: np.ndarray | torch.Tensor, sensor: np.ndarray | torch.Tensor | None, step: int,
+                  eval_mode: bool) -> np.ndarray:
+        """Actions (N, action_dim) float32 for uint8 observations (N, C, 84, 84) and sensors (N, sensor_dim)
+        (None when the agent uses no sensor): μ when evaluating, else μ + N(0, σ(step)²) clamped, the noise drawn
+        as one (N, action_dim) standard-normal tensor from the agent's generator.
+
+        BatchNorm uses its running statistics here. Before num_expl_steps (exploration only) the actions are
+        Uniform[-1, 1), drawn as one (N, action_dim) tensor (VRL3 draws Uniform[0, 1), a bug; see
+        docs/deviations.md). With cuda_graphs the network part replays a CUDA graph captured per batch shape and
+        eval_mode. One device-to-host copy per call.
         """
+        obs = torch.as_tensor(obs)
+        if obs.dim() != 4:
+            raise ValueError(f"act_batch needs observations shaped (N, C, 84, 84), got {tuple(obs.shape)}")
         if not eval_mode and step < self.cfg.num_expl_steps:
-            action = torch.rand(self.action_dim, generator=self.generator, device=self.device) * 2 - 1
-            return action.cpu().numpy().astype(np.float32)
-        obs = torch.as_tensor(obs, device=self.device).unsqueeze(0)
-        if self.sensor_dim:
-            sensor = torch.as_tensor(sensor, device=self.device, dtype=torch.float32).unsqueeze(0)
+            actions = torch.rand((obs.shape[0], self.action_dim), generator=self.generator, device=self.device)
+            return (actions * 2 - 1).cpu().numpy()
+        sensor = torch.as_tensor(sensor, dtype=torch.float32) if self.sensor_dim else None
+        std = None if eval_mode else self.stddev(step)
         self.encoder.eval()
         try:
-            mu, _ = self.actor(self._features(obs, sensor))
+            if self._graphed_act is not None:
+                actions = self._graphed_act(obs, sensor, std)
+            else:
+                actions = self._act_eager(obs, sensor, std)
         finally:
             self.encoder.train()
-        if eval_mode:
-            action = mu
-        else:
-            noise = torch.randn(mu.shape, generator=self.generator, device=self.device)
-            action = sample_action(mu, self.stddev(step), clip=None, noise=noise)
-        return action[0].cpu().numpy().astype(np.float32)
+        return actions.cpu().numpy()
+
+    def _act_eager(self, obs: torch.Tensor, sensor: torch.Tensor | None, std: float | None) -> torch.Tensor:
+        obs = obs.to(self.device)
+        sensor = sensor.to(self.device) if sensor is not None else None
+        noise = None
+        if std is not None:
+            noise = torch.randn((obs.shape[0], self.action_dim), generator=self.generator, device=self.device)
+        return self.policy_actions(obs, sensor, std, noise)
+
+    def policy_actions(self, obs: torch.Tensor, sensor: torch.Tensor | None, std: float | torch.Tensor | None,
+                       noise: torch.Tensor | None) -> torch.Tensor:
+        """μ (std None) or μ + std·noise clamped to ±(1 - 1e-6), without a noise clip, for tensors on the device.
+        The caller puts the encoder in eval mode; std may be a 0-d device tensor (CUDA graph replays)."""
+        mu, _ = self._forward(self.actor, self._features(obs, sensor))
+        if std is None:
+            return mu
+        return sample_action(mu, std, clip=None, noise=noise)
 
     # ------------------------------------------------------------------ learning
     def stage_settings(self, stage: int, step: int) -> dict[str, Any]:
@@ -216,9 +267,9 @@ class VRL3Agent:
                        update_encoder):
         cfg = self.cfg
         with torch.no_grad():
-            next_mu, _ = self.actor(next_features)
+            next_mu, _ = self._forward(self.actor, next_features)
             next_action = sample_action(next_mu, std, cfg.stddev_clip, noise["target_noise"])
-            target_q1, target_q2 = self.critic_target(next_features, next_action)
+            target_q1, target_q2 = self._forward(self.critic_target, next_features, next_action)
             target = losses.safe_q_target(losses.td_target(reward, discount, target_q1, target_q2),
                                           cfg.safe_q_threshold, cfg.safe_q_target_factor)
 
@@ -227,22 +278,22 @@ class VRL3Agent:
         if cql_weight > 0:
             n_random = cfg.cql_n_random
             # the policy action at s keeps its graph (it reaches the encoder through the features)
-            pi_mu, _ = self.actor(features)
+            pi_mu, _ = self._forward(self.actor, features)
             pi_action = sample_action(pi_mu, std, cfg.stddev_clip, noise["pi_noise"])
             with torch.no_grad():
-                pi_next_mu, _ = self.actor(next_features)
+                pi_next_mu, _ = self._forward(self.actor, next_features)
                 pi_next_action = sample_action(pi_next_mu, std, cfg.stddev_clip, noise["pi_next_noise"])
             # all N + 3 actions are evaluated at the current state s, in one critic pass
             actions = torch.cat([noise["random_actions"], action.unsqueeze(1), pi_action.unsqueeze(1),
                                  pi_next_action.unsqueeze(1)], dim=1)
-            q1_all, q2_all = (q.squeeze(-1) for q in self.critic(features, actions))
+            q1_all, q2_all = (q.squeeze(-1) for q in self._forward(self.critic, features, actions))
             q1, q2 = q1_all[:, n_random:n_random + 1], q2_all[:, n_random:n_random + 1]
             critic_loss = losses.td_loss(q1, q2, target)
             conservative = sum(losses.cql_term(q[:, :n_random], q[:, n_random], q[:, n_random + 1],
                                                q[:, n_random + 2], cfg.cql_temp, cql_weight) for q in (q1_all, q2_all))
             total_loss = critic_loss + conservative
         else:
-            q1, q2 = self.critic(features, action)
+            q1, q2 = self._forward(self.critic, features, action)
             critic_loss = losses.td_loss(q1, q2, target)
             total_loss = critic_loss
 
@@ -260,9 +311,9 @@ class VRL3Agent:
     def _update_actor(self, features, data_action, noise, std, bc_weight):
         cfg = self.cfg
         _set_requires_grad(self.critic, False)  # critic grads from the actor loss would be discarded anyway
-        mu, pretanh = self.actor(features)
+        mu, pretanh = self._forward(self.actor, features)
         action = sample_action(mu, std, cfg.stddev_clip, noise["actor_noise"])
-        q1, q2 = self.critic(features, action)
+        q1, q2 = self._forward(self.critic, features, action)
         actor_loss = losses.actor_q_loss(q1, q2)
         total_loss = actor_loss
         actor_loss_bc = 0.0
@@ -309,5 +360,4 @@ class VRL3Agent:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.generator.set_state(state["generator"].cpu())
         self.init_generator.set_state(state["init_generator"].cpu())
-        if self._graphed is not None:
-            self._graphed.reset()  # the optimisers hold new state tensors now
+        self._reset_graphs()  # the optimisers hold new state tensors now

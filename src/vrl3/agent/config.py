@@ -4,6 +4,8 @@ from dataclasses import dataclass, fields
 
 from vrl3.errors import UserError
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
 
 @dataclass
 class AgentConfig:
@@ -43,6 +45,8 @@ class AgentConfig:
                             f"resolve 'auto' with vrl3.tasks.get_task(name).encoder_lr_scale first")
         if self.cql_temp <= 0:
             raise UserError(f"agent.cql_temp={self.cql_temp} must be > 0")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"agent.precision={self.precision!r} must be one of {', '.join(PRECISIONS)}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "AgentConfig":

@@ -1,11 +1,12 @@
-"""Replay VRL3Agent's update as one captured CUDA graph (speed only: the same kernels on the same numbers).
+"""Replay VRL3Agent's update and acting as captured CUDA graphs (speed only: the same kernels on the same numbers).
 
 An eager update launches ~600 small kernels, so on a fast GPU the host's launch overhead, not the GPU, sets the
 pace. Here the update for one static setting (CQL on/off, BC on/off, encoder learning, batch shapes) is captured
 once and replayed; the per-update inputs (the batch, the random numbers drawn from the agent's generator, σ and the
 BC weight) are copied into the graph's static input tensors first. The first `warmup` updates of every setting run
 eagerly on a side stream (they are real updates) so that optimiser state, cuDNN and cuBLAS are initialised before
-capture, as PyTorch's whole-network capture recipe asks.
+capture, as PyTorch's whole-network capture recipe asks. Acting (encoder and actor at batch N, a few dozen small
+kernels) is captured too, one graph per batch shape and eval_mode: see GraphedAct.
 """
 
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 WARMUP_UPDATES = 3
+WARMUP_ACTS = 2
 
 
 def _as_tensor(value: Any, device: torch.device) -> torch.Tensor:
@@ -93,3 +95,75 @@ class GraphedUpdate:
         captured = _Captured(graph, static_batch, noise, std, bc_weight, vector)
         self._captured[key] = captured
         return captured
+
+
+class _CapturedAct:
+    def __init__(self, graph, obs, sensor, noise, std, actions):
+        self.graph, self.obs, self.sensor, self.noise, self.std, self.actions = graph, obs, sensor, noise, std, actions
+
+
+class GraphedAct:
+    """VRL3Agent.policy_actions replayed from a CUDA graph per (observation shape and dtype, eval_mode).
+
+    The graph reads the encoder's and actor's parameters and BatchNorm running statistics where they are, so
+    replays see later updates (optimiser steps and load_state_dict write in place); a new encoder (switch_to_rl)
+    or a checkpoint load calls reset. The caller puts the encoder in eval mode for capture and replays. Before a
+    replay the inputs are copied into the graph's static tensors and, when exploring, the standard-normal noise is
+    drawn from the agent's generator into its static buffer, as many numbers in the same order as eager acting.
+    Acting changes no state, so the warm-up runs before capture are repeats of the first call, not extra acts.
+    """
+
+    def __init__(self, agent, warmup: int = WARMUP_ACTS):
+        self.agent = agent
+        self.warmup = warmup
+        self.stream = torch.cuda.Stream(agent.device)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget captured graphs (after a new encoder or a checkpoint load); the next calls capture again."""
+        self._captured: dict[tuple, _CapturedAct] = {}
+
+    def __call__(self, obs: torch.Tensor, sensor: torch.Tensor | None, std: float | None) -> torch.Tensor:
+        """Actions (N, action_dim) on the device for obs (N, C, 84, 84) and float32 sensor (N, S) or None, on the
+        host or the device; std None for μ. The result is the graph's output tensor: read it before the next call.
+        """
+        key = (tuple(obs.shape), obs.dtype, std is None)
+        captured = self._captured.get(key)
+        if captured is None:
+            captured = self._static_inputs(obs, sensor, std)
+        captured.obs.copy_(obs, non_blocking=True)
+        if captured.sensor is not None:
+            captured.sensor.copy_(sensor, non_blocking=True)
+        if captured.noise is not None:
+            captured.noise.normal_(generator=self.agent.generator)
+            captured.std.fill_(std)
+        if captured.graph is None:
+            self._capture(captured)
+            self._captured[key] = captured
+        captured.graph.replay()
+        return captured.actions
+
+    def _static_inputs(self, obs, sensor, std) -> _CapturedAct:
+        agent = self.agent
+        device = agent.device
+        static_obs = torch.empty(obs.shape, dtype=obs.dtype, device=device)
+        static_sensor = torch.empty(sensor.shape, device=device) if sensor is not None else None
+        noise = static_std = None
+        if std is not None:
+            noise = torch.empty((obs.shape[0], agent.action_dim), device=device)
+            static_std = torch.empty((), device=device)
+        return _CapturedAct(None, static_obs, static_sensor, noise, static_std, None)
+
+    def _capture(self, captured: _CapturedAct) -> None:
+        agent = self.agent
+        inputs = (captured.obs, captured.sensor, captured.std, captured.noise)
+        self.stream.wait_stream(torch.cuda.current_stream(agent.device))
+        with torch.cuda.stream(self.stream):
+            for _ in range(self.warmup):  # cuDNN/cuBLAS choose and initialise their kernels outside the capture
+                agent.policy_actions(*inputs)
+        torch.cuda.current_stream(agent.device).wait_stream(self.stream)
+        torch.cuda.synchronize(agent.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured.actions = agent.policy_actions(*inputs)
+        captured.graph = graph
