@@ -4,7 +4,8 @@
 
 Stage 2 samples batches of 256 from a device replay of random demo-sized episodes. Stage 3 runs the same loop as
 `vrl3 train` (act, update every `update_every_steps` agent steps, env step with action repeat 2 and rendering,
-episodes added to the replay when they end), without evaluations. Targets on one H100: >= 300 updates/s and
+episodes added to the replay when they end), without evaluations; `--num-envs N` steps N envs in worker processes
+while the updates run, as `num_envs: N` does in training. Targets on one H100: >= 300 updates/s and
 >= 1,500 frames/s (the official code: ~17 and ~88 on an RTX 8000).
 """
 
@@ -14,10 +15,12 @@ import platform
 import subprocess
 import time
 
+import numpy as np
 import torch
 
 from vrl3.agent import AgentConfig, VRL3Agent
 from vrl3.envs import make_env
+from vrl3.envs.vector import TrainEnvs, env_seeds
 from vrl3.replay import ReplayBuffer
 from vrl3.train.workspace import _episode_arrays, _replay_fields
 
@@ -64,34 +67,48 @@ def time_stage2(agent, replay, updates: int, batch_size: int, device) -> float:
     return updates / (time.perf_counter() - started)
 
 
-def time_stage3(agent, replay, env, frames: int, batch_size: int, device, update: bool = True) -> dict:
-    steps = frames // env.action_repeat
-    time_step, episode = env.reset(), None
-    episode = [time_step]
-    timers = {"act": 0.0, "update": 0.0, "env": 0.0}
+def time_stage3(agent, replay, envs: TrainEnvs, action_repeat: int, frames: int, batch_size: int, device,
+                update: bool = True) -> dict:
+    """The stage-3 loop of `vrl3 train` without evaluations: per block one batched act for all envs, the env
+    steps sent to the workers, the updates due at those steps, then the env results collected."""
+    num_envs = envs.num_envs
+    blocks = max(frames // (action_repeat * num_envs), 1)
+    time_steps = envs.call("reset")
+    episodes = {index: [time_step] for index, time_step in time_steps.items()}
+    timers = {"act": 0.0, "update": 0.0, "env_wait": 0.0, "episode_end": 0.0}
     synchronize(device)
     started = time.perf_counter()
-    for step in range(steps):
+    step = 0
+    for _ in range(blocks):
         t0 = time.perf_counter()
-        action = agent.act(time_step.observation, time_step.sensor, step, eval_mode=False)
+        latest = [episodes[index][-1] for index in range(num_envs)]
+        actions = agent.act_batch(np.stack([t.observation for t in latest]), np.stack([t.sensor for t in latest]),
+                                  step, eval_mode=False)
+        envs.call_async("step", {index: (action,) for index, action in enumerate(actions)})
         t1 = time.perf_counter()
-        if update and agent.is_update_step(step):
-            agent.update(replay.sample(batch_size), 3, step, sync=False)
+        for update_step in range(step, step + num_envs):
+            if update and agent.is_update_step(update_step):
+                agent.update(replay.sample(batch_size), 3, update_step, sync=False)
         t2 = time.perf_counter()
-        time_step = env.step(action)
-        episode.append(time_step)
-        if time_step.last():
-            replay.add_episode(**_replay_fields(_episode_arrays(episode)))
-            time_step = env.reset()
-            episode = [time_step]
+        results = envs.wait()
         t3 = time.perf_counter()
-        timers["act"] += t1 - t0
-        timers["update"] += t2 - t1
-        timers["env"] += t3 - t2
+        ended = []
+        for index, time_step in results.items():
+            episodes[index].append(time_step)
+            if time_step.last():
+                replay.add_episode(**_replay_fields(_episode_arrays(episodes[index])))
+                ended.append(index)
+        if ended:  # episodes end together (fixed horizons; a dropped pen restarts at once here)
+            for index, time_step in envs.call("reset", {index: () for index in ended}).items():
+                episodes[index] = [time_step]
+        t4 = time.perf_counter()
+        step += num_envs
+        for name, seconds in zip(timers, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            timers[name] += seconds
     synchronize(device)
     seconds = time.perf_counter() - started
-    return {"frames_per_s": steps * env.action_repeat / seconds,
-            **{f"ms_per_step_{k}": 1000 * v / steps for k, v in timers.items()}}
+    return {"frames_per_s": step * action_repeat / seconds, "num_envs": num_envs,
+            **{f"ms_per_block_{name}": 1000 * value / blocks for name, value in timers.items()}}
 
 
 def main() -> None:
@@ -102,6 +119,8 @@ def main() -> None:
     parser.add_argument("--stage3-frames", type=int, default=4000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--hidden-dim", type=int, default=1024)
+    parser.add_argument("--num-envs", type=int, default=1, help="stage-3 training envs (worker processes when > 1)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"), help="agent.precision")
     parser.add_argument("--no-stage3-updates", action="store_true",
                         help="stage 3 without updates: the env loop alone, to see what the updates cost it")
     parser.add_argument("--out", help="also write the results as JSON here")
@@ -109,16 +128,20 @@ def main() -> None:
 
     device = torch.device(args.device)
     env = make_env(args.task, seed=0)
-    agent = VRL3Agent(env.obs_shape, env.action_dim, env.task.sensor_dim, AgentConfig(hidden_dim=args.hidden_dim),
-                      device)
+    agent = VRL3Agent(env.obs_shape, env.action_dim, env.task.sensor_dim,
+                      AgentConfig(hidden_dim=args.hidden_dim, precision=args.precision), device)
     replay = random_replay(env, device, episodes=25, length=300)
     result = {"task": args.task, "device": device_name(device), "torch": torch.__version__,
-              "batch_size": args.batch_size, "hidden_dim": args.hidden_dim}
+              "batch_size": args.batch_size, "hidden_dim": args.hidden_dim, "precision": args.precision}
     if args.stage2_updates:
         result["stage2_updates_per_s"] = time_stage2(agent, replay, args.stage2_updates, args.batch_size, device)
     if args.stage3_frames:
-        result |= time_stage3(agent, replay, env, args.stage3_frames, args.batch_size, device,
-                              update=not args.no_stage3_updates)
+        envs = TrainEnvs(args.task, env_seeds(0, args.num_envs), {"action_repeat": env.action_repeat})
+        try:
+            result |= time_stage3(agent, replay, envs, env.action_repeat, args.stage3_frames, args.batch_size,
+                                  device, update=not args.no_stage3_updates)
+        finally:
+            envs.close()
         result["stage3_updates"] = not args.no_stage3_updates
     try:
         result["nvidia_smi"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip()

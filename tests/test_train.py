@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,19 +74,59 @@ def test_changed_stage2_key_refuses_to_resume(full_run, door_demos):
     assert result.returncode == 2 and "agent.cql_weight" in result.stderr
 
 
-def test_kill_mid_stage3_and_resume_gives_the_same_logs(full_run, door_demos, tmp_path):
-    run_dir = tmp_path / "run"
-    process = subprocess.Popen(train_command(run_dir, door_demos), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    eval_csv = run_dir / "eval.csv"
+def kill_after_evals(command: list[str], eval_csv: Path, evals: int) -> None:
+    """Start a run and SIGKILL its process group once eval.csv has `evals` rows."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline and process.poll() is None:
-        if eval_csv.exists() and len(eval_csv.read_text().splitlines()) >= 3:  # header + evals at 0 and 200
+        if eval_csv.exists() and len(eval_csv.read_text().splitlines()) >= evals + 1:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert process.poll() is None, "the run ended before it could be killed"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def test_kill_mid_stage3_and_resume_gives_the_same_logs(full_run, door_demos, tmp_path):
+    run_dir = tmp_path / "run"
+    kill_after_evals(train_command(run_dir, door_demos), run_dir / "eval.csv", evals=2)  # frames 0 and 200
     subprocess.run(train_command(run_dir, door_demos), check=True, capture_output=True)
     pd.testing.assert_frame_equal(without_time(run_dir / "eval.csv"), without_time(full_run / "eval.csv"))
     pd.testing.assert_frame_equal(without_time(run_dir / "train.csv"), without_time(full_run / "train.csv"))
+
+
+# two training envs in worker processes; 5 blocks of episodes' worth of frames, evaluations at frames 0 ... 800
+TWO_ENVS = ["num_envs=2", "num_train_frames=1000"]
+
+
+@pytest.fixture(scope="session")
+def two_env_run(door_demos, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("two_envs") / "run"
+    subprocess.run(train_command(run_dir, door_demos) + TWO_ENVS, check=True, capture_output=True)
+    return run_dir
+
+
+def test_two_envs_collect_episodes_in_parallel(two_env_run, full_run):
+    evals = pd.read_csv(two_env_run / "eval.csv")
+    assert evals["frame"].tolist() == [0, 200, 400, 600, 800]
+    assert evals["episode"].tolist() == [0, 0, 2, 2, 4]  # both envs finish an episode every 200 agent steps
+    train = pd.read_csv(two_env_run / "train.csv")
+    assert train["frame"].tolist() == [100, 200, 300, 400, 500, 600, 700, 800, 900]
+    assert train["buffer_size"].tolist()[:5] == [600, 600, 600, 800, 800]  # two 100-step episodes at step 200
+    assert len(list((two_env_run / "episodes").glob("episode_*.npz"))) == 4
+    stage2 = pd.read_csv(two_env_run / "stage2" / "stage2_eval.csv")  # stage 2 does not depend on num_envs
+    pd.testing.assert_frame_equal(stage2.drop(columns="total_time"),
+                                  pd.read_csv(full_run / "stage2" / "stage2_eval.csv").drop(columns="total_time"))
+    # env 0 is seeded with the run's seed: its first episode starts where the single-env run's first episode does
+    one_env = np.load(full_run / "episodes" / "episode_000000.npz")
+    two_env = np.load(two_env_run / "episodes" / "episode_000000.npz")
+    np.testing.assert_array_equal(one_env["frame"][0], two_env["frame"][0])
+
+
+def test_two_envs_kill_and_resume_gives_the_same_logs(two_env_run, door_demos, tmp_path):
+    run_dir = tmp_path / "run"
+    command = train_command(run_dir, door_demos) + TWO_ENVS
+    kill_after_evals(command, run_dir / "eval.csv", evals=3)  # after the checkpoint at frame 400
+    subprocess.run(command, check=True, capture_output=True)
+    pd.testing.assert_frame_equal(without_time(run_dir / "eval.csv"), without_time(two_env_run / "eval.csv"))
+    pd.testing.assert_frame_equal(without_time(run_dir / "train.csv"), without_time(two_env_run / "train.csv"))

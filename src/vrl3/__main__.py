@@ -4,4 +4,5 @@ import sys
 
 from vrl3.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # env worker processes (spawn) import this module under another name
+    sys.exit(main())

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
 from vrl3.envs import make_env
+from vrl3.envs.vector import TrainEnvs, checkpoint_rng_state, env_seeds, restore_rng_state
 from vrl3.errors import UserError
 from vrl3.replay import ReplayBuffer, batch_to
 from vrl3.tasks import get_task
@@ -41,6 +42,8 @@ class Progress:
     finished_lengths: list = field(default_factory=list)
     time_at_last_row: float = 0.0  # total_time when the last train.csv row was written (for fps)
     last_checkpoint_frame: int = 0
+    next_eval_step: int | None = None  # stage 3 evaluates at the first block start at or after this agent step
+    next_log_step: int | None = None  # ... and writes a train.csv row at the first one at or after this
 
 
 def resolve_device(name: str) -> torch.device:
@@ -99,17 +102,20 @@ class Workspace:
         self.episode_dir = self.run_dir / "episodes"
         seed_everything(cfg["seed"])
 
-        env_kwargs = dict(action_repeat=cfg["action_repeat"], frame_stack=cfg["frame_stack"],
-                          image_size=cfg["image_size"])
-        self.train_env = make_env(self.task.name, seed=cfg["seed"], **env_kwargs)
-        self.eval_env = make_env(self.task.name, seed=cfg["seed"] + EVAL_SEED_OFFSET, **env_kwargs)
-        self.demos = load_demos(cfg["demos"], self.task.name, self.train_env.frame_channels, cfg["image_size"],
+        self.env_kwargs = dict(action_repeat=cfg["action_repeat"], frame_stack=cfg["frame_stack"],
+                               image_size=cfg["image_size"])
+        self.eval_env = make_env(self.task.name, seed=cfg["seed"] + EVAL_SEED_OFFSET, **self.env_kwargs)
+        # the training envs start with stage 3 (worker processes when num_envs > 1); until then their reset RNG
+        # states are what the last checkpoint held (None: not reset yet)
+        self.train_envs: TrainEnvs | None = None
+        self._train_env_rngs: list[dict | None] = [None] * cfg["num_envs"]
+        self.demos = load_demos(cfg["demos"], self.task.name, self.eval_env.frame_channels, cfg["image_size"],
                                 cfg["num_demo"])
 
         agent_cfg = AgentConfig(**cfg["agent"])
-        self.agent = VRL3Agent(self.train_env.obs_shape, self.task.action_dim, self.task.sensor_dim, agent_cfg,
+        self.agent = VRL3Agent(self.eval_env.obs_shape, self.task.action_dim, self.task.sensor_dim, agent_cfg,
                                self.device, seed=cfg["seed"], stage1_checkpoint=cfg["stage1_checkpoint"])
-        frame_shape = (self.train_env.frame_channels, cfg["image_size"], cfg["image_size"])
+        frame_shape = (self.eval_env.frame_channels, cfg["image_size"], cfg["image_size"])
         self.replay = ReplayBuffer(frame_shape, self.task.sensor_dim, self.task.action_dim, cfg["replay_buffer_size"],
                                    frame_stack=cfg["frame_stack"], nstep=cfg["nstep"], discount=cfg["discount"],
                                    device=self.replay_device, seed=cfg["seed"])
@@ -134,8 +140,8 @@ class Workspace:
                                              "metric_sums": metrics_to_floats(self.progress.metric_sums)}
         state = {"progress": progress, "agent": self.agent.state_dict(),
                  "replay_rng": self.replay.generator.get_state(),
-                 "rng": global_rng_state(), "train_env_rng": _env_rng_state(self.train_env),
-                 "eval_env_rng": _env_rng_state(self.eval_env)}
+                 "rng": global_rng_state(), "train_env_rngs": self._train_env_rng_states(),
+                 "eval_env_rng": checkpoint_rng_state(self.eval_env)}
         save_checkpoint(state, folder)
         # online episodes that both this checkpoint and the previous one (the fallback) have evicted are not
         # needed by any resume: delete their files
@@ -168,15 +174,30 @@ class Workspace:
         self._fill_replay(self.progress.evicted_episodes)
         self.replay.generator.set_state(state["replay_rng"])
         set_global_rng_state(state["rng"])
-        for env, env_state in ((self.train_env, state["train_env_rng"]), (self.eval_env, state["eval_env_rng"])):
-            if env_state is not None:
-                env.set_rng_state(env_state)
+        restore_rng_state(self.eval_env, state["eval_env_rng"])
+        self._train_env_rngs = self._checkpointed_train_env_rngs(state)
         for name, log in self.logs.items():
             log.truncate(self.progress.log_rows.get(name, 0))
         self.start_time = time.time()
         where = f"stage 2 update {self.progress.update}" if self.progress.stage == 2 else \
             f"stage 3 frame {self.progress.step * self.cfg['action_repeat']}"
         tqdm.write(f"resuming {self.run_dir} at {where}")
+
+    def _train_env_rng_states(self) -> list[dict | None]:
+        if self.train_envs is None:
+            return self._train_env_rngs
+        states = self.train_envs.call("rng_state")
+        return [states[index] for index in range(self.train_envs.num_envs)]
+
+    def _checkpointed_train_env_rngs(self, state: dict) -> list[dict | None]:
+        rngs = state["train_env_rngs"] if "train_env_rngs" in state else [state["train_env_rng"]]  # older: one env
+        num_envs = self.cfg["num_envs"]
+        if len(rngs) != num_envs:
+            if any(rng is not None for rng in rngs):  # stage 3 started; the stage-3 params check refuses this earlier
+                raise UserError(f"the checkpoint in {self.checkpoint_dir} has {len(rngs)} training envs but "
+                                f"num_envs={num_envs}: use a new run_dir, or delete that folder to start stage 3 over")
+            rngs = [None] * num_envs  # a stage-2 checkpoint: no training env was reset yet
+        return rngs
 
     def _check_metrics(self, metrics: dict, where: str, folder: Path) -> None:
         """Refuse to checkpoint a diverged agent, so that `folder` keeps the last good state."""
@@ -234,38 +255,68 @@ class Workspace:
     def run_stage3(self) -> None:
         _write_yaml(self.run_dir / "params.yaml", stage3_params(self.cfg))
         self.episode_dir.mkdir(exist_ok=True)
-        cfg, progress, env = self.cfg, self.progress, self.train_env
+        self.train_envs = TrainEnvs(self.task.name, env_seeds(self.cfg["seed"], self.cfg["num_envs"]),
+                                    self.env_kwargs)
+        try:
+            self.train_envs.call("set_rng_state", {i: (state,) for i, state in enumerate(self._train_env_rngs)})
+            self._stage3_loop()
+        finally:
+            self.train_envs.close()
+            self.train_envs = None
+
+    def _stage3_loop(self) -> None:
+        """Agent steps in blocks: one action per running env (one batched act), then the envs step (in their
+        worker processes) while this process runs the updates due at those steps. All envs start their episodes
+        together; an env whose episode ended early (the pen dropped) waits for the others. With one env a block
+        is one step: VRL3's loop, in its order (episode end, checkpoint, train row, reset, eval, act, update, step).
+        """
+        cfg, progress, envs = self.cfg, self.progress, self.train_envs
         repeat = cfg["action_repeat"]
         total_steps = cfg["num_train_frames"] // repeat
         eval_every = max(cfg["eval_every_frames"] // repeat, 1)
+        log_every = cfg["train_log_every_steps"]
+        if progress.next_eval_step is None:  # a checkpoint of a single-env run made before these fields existed
+            progress.next_eval_step = -(-progress.step // eval_every) * eval_every
+            progress.next_log_step = -(-progress.step // log_every) * log_every
         bar = tqdm(total=total_steps * repeat, initial=progress.step * repeat, desc=f"stage 3 {self.task.name}",
                    unit="frame", dynamic_ncols=True)
-        time_step, episode, episode_return = None, None, 0.0
+        slots = [_EpisodeSlot() for _ in range(envs.num_envs)]
         while progress.step < total_steps:
-            if time_step is None or time_step.last():
-                if time_step is not None:
-                    self._finish_episode(episode, episode_return)
+            for slot in slots:
+                if slot.ended and not slot.recorded:
+                    self._finish_episode(slot.time_steps, slot.episode_return)
+                    slot.recorded = True
+            between_episodes = all(slot.recorded or not slot.time_steps for slot in slots)
+            if between_episodes:
                 frame = progress.step * repeat
-                if time_step is None or frame - progress.last_checkpoint_frame >= cfg["checkpoint_every_frames"]:
+                if not slots[0].time_steps or frame - progress.last_checkpoint_frame >= cfg["checkpoint_every_frames"]:
                     progress.last_checkpoint_frame = frame
                     self._check_metrics(progress.metric_sums, f"frame {frame}", self.checkpoint_dir)
                     self._save(self.checkpoint_dir)
-            if progress.step % cfg["train_log_every_steps"] == 0 and progress.metric_count > 0:
-                self._log_train_row()
-            if time_step is None or time_step.last():
-                time_step = env.reset()
-                episode, episode_return = [time_step], 0.0
-            if progress.step % eval_every == 0:
+            if progress.step >= progress.next_log_step:
+                if progress.metric_count > 0:
+                    self._log_train_row()
+                progress.next_log_step = (progress.step // log_every + 1) * log_every
+            if between_episodes:
+                for index, time_step in envs.call("reset").items():
+                    slots[index] = _EpisodeSlot(time_steps=[time_step])
+            if progress.step >= progress.next_eval_step:
                 self._stage3_eval()
-            action = self.agent.act(time_step.observation, time_step.sensor, progress.step, eval_mode=False)
-            if self.agent.is_update_step(progress.step):
-                batch = batch_to(self.replay.sample(cfg["batch_size"]), self.device)
-                self._accumulate(self.agent.update(batch, stage=3, step=progress.step, sync=False))
-            time_step = env.step(action)
-            episode.append(time_step)
-            episode_return += time_step.reward
-            progress.step += 1
-            bar.update(repeat)
+                progress.next_eval_step = (progress.step // eval_every + 1) * eval_every
+            running = [i for i, slot in enumerate(slots) if not slot.ended][:total_steps - progress.step]
+            latest = [slots[i].time_steps[-1] for i in running]
+            actions = self.agent.act_batch(np.stack([t.observation for t in latest]),
+                                           np.stack([t.sensor for t in latest]), progress.step, eval_mode=False)
+            envs.call_async("step", {index: (action,) for index, action in zip(running, actions)})
+            for step in range(progress.step, progress.step + len(running)):
+                if self.agent.is_update_step(step):
+                    batch = batch_to(self.replay.sample(cfg["batch_size"]), self.device)
+                    self._accumulate(self.agent.update(batch, stage=3, step=step, sync=False))
+            for index, time_step in envs.wait().items():
+                slots[index].time_steps.append(time_step)
+                slots[index].episode_return += time_step.reward
+            progress.step += len(running)
+            bar.update(repeat * len(running))
         bar.close()
         self._check_metrics(progress.metric_sums, f"frame {total_steps * repeat}", self.checkpoint_dir)
         progress.stage = 4
@@ -333,10 +384,16 @@ class Workspace:
         tqdm.write(f"run finished: {self.run_dir / 'eval.csv'}")
 
 
-def _env_rng_state(env) -> dict | None:
-    """None for an env not reset yet: its RNG is unseeded, and its first reset after a resume must seed it with
-    make_env's seed as in an uninterrupted run (stage-2 checkpoints are taken before the train env's first reset)."""
-    return env.rng_state() if env._seeded else None
+@dataclass
+class _EpisodeSlot:
+    """One training env's current episode in stage 3."""
+    time_steps: list = field(default_factory=list)
+    episode_return: float = 0.0
+    recorded: bool = False  # ended and written to the replay; the env waits for the others to end theirs
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.time_steps) and self.time_steps[-1].last()
 
 
 def _check_finite(value: float, where: str, checkpoint_dir: Path) -> None:
