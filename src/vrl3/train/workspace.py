@@ -1,5 +1,6 @@
 """One run: stage 2 (offline RL on the demos), then stage 3 (online RL), resuming from the last checkpoint."""
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -255,6 +256,7 @@ class Workspace:
     def run_stage3(self) -> None:
         _write_yaml(self.run_dir / "params.yaml", stage3_params(self.cfg))
         self.episode_dir.mkdir(exist_ok=True)
+        _warn_if_few_cpus(self.cfg["num_envs"])
         self.train_envs = TrainEnvs(self.task.name, env_seeds(self.cfg["seed"], self.cfg["num_envs"]),
                                     self.env_kwargs)
         try:
@@ -394,6 +396,13 @@ class _EpisodeSlot:
     @property
     def ended(self) -> bool:
         return bool(self.time_steps) and self.time_steps[-1].last()
+
+
+def _warn_if_few_cpus(num_envs: int) -> None:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if num_envs > 1 and cpus < num_envs + 1:
+        tqdm.write(f"warning: num_envs={num_envs} env worker processes and the training process share {cpus} CPUs; "
+                   f"stage 3 runs faster with at least {num_envs + 1} (resources.stage3.cpus in the workflow)")
 
 
 def _check_finite(value: float, where: str, checkpoint_dir: Path) -> None:
