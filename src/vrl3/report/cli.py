@@ -11,7 +11,7 @@ import yaml
 
 from vrl3.errors import UserError
 from vrl3.pipeline.variants import expand_variants, merge
-from vrl3.report import figures, paper, paper_figures, tables
+from vrl3.report import families, figures, paper, paper_figures, tables
 from vrl3.report.report_md import write_report
 from vrl3.report.runs import Run, coverage_warnings, discover_runs
 from vrl3.train.config import DEFAULTS_PATH
@@ -125,6 +125,13 @@ def _profile_panels(runs: list[Run], budgets: list[int]) -> list[tuple[str, dict
     return panels
 
 
+def aggregate_curves(runs: list[Run], reps: int, rng: np.random.Generator, warn) -> list[figures.Curve]:
+    """Per method, the mean over the tasks of `runs` (one task family) of its success curves."""
+    groups = tables.group_runs(runs)
+    return [figures.aggregate_curve(method, {t: rs for (m, t), rs in groups.items() if m == method}, reps, rng, warn)
+            for method in sorted({run.method for run in runs})]
+
+
 def build(runs: list[Run], variants: dict, args, out: Path, notes: list[str], warn) -> None:
     """Write every figure, table and report.md into `out` (an empty folder)."""
     reps = args.bootstrap
@@ -138,12 +145,16 @@ def build(runs: list[Run], variants: dict, args, out: Path, notes: list[str], wa
             notes.append(f"method {r.method}, task {r.task}: only {r.n_seeds} of {r.seeds_total} seeds reach "
                          f"{tables.format_frames(r.frames)} frames; that cell uses those seeds")
     thresholds = tables.frames_to_thresholds(runs, args.thresholds, args.window_frames, reps, rng)
-    aggregates = tables.aggregate_metrics(runs, args.budgets, reps, rng)
+    runs_by_family = families.split_runs(runs)
+    several_families = len(runs_by_family) > 1
+    aggregates = tables.family_aggregate_metrics(runs_by_family, args.budgets, reps, rng)
+    # one family: the table as it was before families were told apart (no `family` column)
+    aggregates_written = aggregates if several_families else aggregates.drop(columns="family")
     tables_md = {"success_at_budgets": tables.success_markdown(success),
                  "frames_to_threshold": tables.thresholds_markdown(thresholds),
-                 "aggregate_metrics": tables.aggregate_markdown(aggregates)}
+                 "aggregate_metrics": tables.aggregate_markdown(aggregates_written)}
     for name, table in (("success_at_budgets", success), ("frames_to_threshold", thresholds),
-                        ("aggregate_metrics", aggregates)):
+                        ("aggregate_metrics", aggregates_written)):
         tables.write_table(table, tables_md[name], out / "tables" / name)
 
     methods = sorted({run.method for run in runs})
@@ -154,20 +165,24 @@ def build(runs: list[Run], variants: dict, args, out: Path, notes: list[str], wa
         curves = [figures.task_curve(m, groups[(m, task)], reps, rng, warn) for m in methods if (m, task) in groups]
         figures.plot_curves(curves, colors, task, out / "figures" / f"success_rate_{task}", args.plot_max_frames)
         names.append(f"success_rate_{task}")
-    aggregate = [figures.aggregate_curve(m, {t: rs for (mm, t), rs in groups.items() if mm == m}, reps, rng, warn)
-                 for m in methods]
-    figures.plot_curves(aggregate, colors, "Mean over tasks", out / "figures" / "success_rate_aggregate",
-                        args.plot_max_frames)
-    figures.plot_performance_profile(_profile_panels(runs, args.profile_frames), colors, reps, rng,
-                                     out / "figures" / "performance_profile")
-    names += ["success_rate_aggregate", "performance_profile"]
+    for family, family_runs in runs_by_family.items():
+        suffix = families.suffix(family, list(runs_by_family))
+        title = f"Mean over tasks ({families.label(family)})" if several_families else "Mean over tasks"
+        figures.plot_curves(aggregate_curves(family_runs, reps, rng, warn), colors, title,
+                            out / "figures" / f"success_rate_aggregate{suffix}", args.plot_max_frames)
+        figures.plot_performance_profile(_profile_panels(family_runs, args.profile_frames), colors, reps, rng,
+                                         out / "figures" / f"performance_profile{suffix}")
+        names += [f"success_rate_aggregate{suffix}", f"performance_profile{suffix}"]
 
     figure_map, drawn, sensitivity = paper_figures.draw(runs, variants, out, reps, rng, warn, args.plot_max_frames)
     figure_map.to_csv(out / "tables" / "figure_map.csv", index=False)
     sensitivity.to_csv(out / "tables" / "sensitivity.csv", index=False)
 
     ours = paper.our_metrics(runs, success, thresholds, aggregates, reps, rng)
-    comparison = paper.compare(ours, paper.load_paper(args.paper or paper.default_paper_file()))
+    comparison = paper.compare(ours, paper.load_paper(args.paper or paper.default_paper_file()),
+                               families_run=set(runs_by_family))
+    if not several_families:
+        comparison = comparison.drop(columns="family")
     comparison.to_csv(out / "tables" / "paper_comparison.csv", index=False)
     settings = (f"Bootstrap: {reps} resamples (seed {args.seed}); frames-to-threshold window "
                 f"{args.window_frames:,} frames.")

@@ -1,7 +1,8 @@
 """The paper's published numbers (data/paper_results.csv) beside ours, in one long format.
 
 Long format, one row per number: task, method, metric, value, low, high (+ source for the paper, logged_until
-for ours). Metrics: success_rate@<frames>, iqm@<frames>, optimality_gap@<frames> (task `aggregate`),
+for ours). Metrics: success_rate@<frames>, iqm@<frames>, optimality_gap@<frames> (task `aggregate` for the Adroit
+tasks, `aggregate_<family>` for another task family, see families.py),
 frames_to_<pct>, hours_total, hours_stage2, hours_stage3, hours_to_90, sample_efficiency_vs_rrl_pct,
 compute_fraction_of_rrl_pct.
 """
@@ -13,12 +14,14 @@ import numpy as np
 import pandas as pd
 
 from vrl3.errors import UserError
-from vrl3.report import stats
+from vrl3.report import families, stats
 from vrl3.report.curves import time_at_frame
 from vrl3.report.runs import Run
 from vrl3.report.tables import format_frames, group_runs
 
 PAPER_COLUMNS = ["task", "method", "metric", "value", "low", "high", "source"]
+COMPARISON_COLUMNS = ["task", "method", "metric", "paper_value", "paper_low", "paper_high", "our_value", "our_low",
+                      "our_high", "check", "source"]  # and `family`, which the report writes when several ran
 FULL_RUN_FRAMES = 4_000_000  # hours_total is only reported for runs that went this far ("4M frames")
 HEADLINE_METRICS = {"frames_to_50", "frames_to_90", "success_rate@1000000", "success_rate@4000000"}
 
@@ -100,31 +103,31 @@ def _timing_rows(runs: list[Run], frames_to_90: dict, reps: int, rng) -> list[di
 
 
 def _efficiency_rows(frames_to_90: dict, hours_to_90: dict) -> list[dict]:
-    """100 x (RRL frames to 90 %) / (ours frames to 90 %), per task and averaged over tasks.
+    """100 x (RRL frames to 90 %) / (ours frames to 90 %), per task and averaged over the tasks of each family.
 
     This reading of "X % better sample efficiency" matches the published pairs: 11M / 0.9M = 1222 % (1220 %) and
     11M / 0.45M = 2444 % (2440 %) on relocate.
     """
     rrl = {task: f for (method, task), f in frames_to_90.items() if method.lower() == "rrl"}
     rows, ratios_by_method = [], {}
-    tasks_by_method: dict[str, list] = {}
+    tasks_by_method: dict[tuple[str, str], list] = {}  # (method, family) -> tasks
     for method, task in frames_to_90:
-        tasks_by_method.setdefault(method, []).append(task)
+        tasks_by_method.setdefault((method, families.family_of(task)), []).append(task)
     for (method, task), frames in sorted(frames_to_90.items()):
         if method.lower() == "rrl" or task not in rrl or not (np.isfinite(frames) and np.isfinite(rrl[task])):
             continue
         ratio = 100.0 * rrl[task] / frames
         rows.append(_row(task, method, "sample_efficiency_vs_rrl_pct", ratio))
-        ratios_by_method.setdefault(method, []).append((task, ratio))
+        ratios_by_method.setdefault((method, families.family_of(task)), []).append((task, ratio))
         if (method, task) in hours_to_90 and ("rrl", task) in hours_to_90:
             rows.append(_row(task, method, "compute_fraction_of_rrl_pct",
                              100.0 * hours_to_90[(method, task)] / hours_to_90[("rrl", task)]))
-    for method, ratios in ratios_by_method.items():
+    for (method, family), ratios in ratios_by_method.items():
         used = [task for task, _ in ratios]
-        left_out = sorted(set(tasks_by_method[method]) - set(used))
+        left_out = sorted(set(tasks_by_method[(method, family)]) - set(used))
         note = f"mean over {', '.join(used)}" + (f"; 90 % not reached on {', '.join(left_out)}" if left_out else "")
-        rows.append(_row("aggregate", method, "sample_efficiency_vs_rrl_pct", np.mean([r for _, r in ratios]),
-                         note=note))
+        rows.append(_row(families.aggregate_task(family), method, "sample_efficiency_vs_rrl_pct",
+                         np.mean([r for _, r in ratios]), note=note))
     return rows
 
 
@@ -134,8 +137,9 @@ def our_metrics(runs: list[Run], success: pd.DataFrame, thresholds: pd.DataFrame
             for r in success.itertuples() if r.n_seeds > 0]
     rows += [_row(r.task, r.method, f"frames_to_{round(r.threshold * 100)}", r.frames, r.low, r.high,
                   r.logged_until) for r in thresholds.itertuples()]
-    rows += [_row("aggregate", r.method, f"{'success_rate' if r.metric == 'mean' else r.metric}@{r.frames}",
-                  r.value, r.low, r.high) for r in aggregates.itertuples()]
+    rows += [_row(families.aggregate_task(getattr(r, "family", families.ADROIT)), r.method,
+                  f"{'success_rate' if r.metric == 'mean' else r.metric}@{r.frames}", r.value, r.low, r.high)
+             for r in aggregates.itertuples()]
     to_90 = {(r.method, r.task): r.frames for r in thresholds.itertuples() if np.isclose(r.threshold, 0.9)}
     timing = _timing_rows(runs, to_90, reps, rng)
     hours_to_90 = {(r["method"], r["task"]): r["value"] for r in timing if r["metric"] == "hours_to_90"}
@@ -162,8 +166,12 @@ def _with_note(check: str, ours) -> str:
     return f"{check} ({note})" if isinstance(note, str) and note else check
 
 
-def compare(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
-    """Every paper number with ours beside it, then our headline numbers that have no paper value."""
+def compare(ours: pd.DataFrame, paper: pd.DataFrame, families_run: set[str] | None = None) -> pd.DataFrame:
+    """Every paper number of the task families that ran (all of them when `families_run` is None) with ours beside
+    it, then our headline numbers that have no paper value; the last column names each row's family."""
+    paper_metrics = set(paper["metric"])  # ours are listed for these on every family, even without a paper value
+    if families_run is not None:
+        paper = paper[[families.family_of_row(task) in families_run for task in paper["task"]]]
     paper_methods = set(paper["method"].str.lower())
     ours = ours.assign(paper_method=[paper_method_key(m, paper_methods) for m in ours["method"]])
     rows, matched = [], set()
@@ -179,8 +187,9 @@ def compare(ours: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
                              paper_high=p.high, our_value=np.nan, our_low=np.nan, our_high=np.nan,
                              check="no run data", source=p.source))
     for o in ours.itertuples():
-        if o.Index not in matched and (o.metric in HEADLINE_METRICS or o.metric in set(paper["metric"])):
+        if o.Index not in matched and (o.metric in HEADLINE_METRICS or o.metric in paper_metrics):
             rows.append(dict(task=o.task, method=o.method, metric=o.metric, paper_value=np.nan, paper_low=np.nan,
                              paper_high=np.nan, our_value=o.value, our_low=o.low, our_high=o.high,
                              check=_with_note("no paper value", o), source=""))
-    return pd.DataFrame(rows)
+    comparison = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    return comparison.assign(family=[families.family_of_row(task) for task in comparison["task"]])

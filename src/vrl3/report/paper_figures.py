@@ -3,18 +3,20 @@
 Figure files are named after the paper's figures (reference §6.2, `plot_main_vrl3_plots`) so they can be laid beside
 it: fig2a/fig2b/fig7 main comparison, fig3 stage-2 and stage-2 → 3 transition ablations, fig4 stage and encoder
 ablations, fig6 hyper-parameter sensitivity. A figure whose variants have no runs is skipped with a note.
+Figures over several tasks are drawn once per task family (families.py): the first family under the plain name,
+the others with `_<family>` appended.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from vrl3.pipeline.variants import Variant
-from vrl3.report import figures, sensitivity, transition
+from vrl3.report import families, figures, sensitivity, transition
 from vrl3.report.runs import Run
-from vrl3.report.tables import group_runs
+from vrl3.report.tables import concat_parts, group_runs
 
 MAIN = ("vrl3", "drqv2fd", "rrl")  # RRL: its converted logs, not a variant of our config
 
@@ -83,12 +85,57 @@ def _config_text(names: list[str], variants: dict[str, Variant]) -> str:
     return "; ".join(parts)
 
 
+def family_spec(spec: FigureSpec, family: str, family_names: list[str]) -> FigureSpec:
+    """`spec` drawn on the tasks of one family: itself when only one family ran, else named and titled for it."""
+    if len(family_names) == 1:
+        return spec
+    return replace(spec, name=spec.name + families.suffix(family, family_names),
+                   content=f"{spec.content} ({family} tasks)", title=f"{spec.title} ({families.label(family)})")
+
+
+def _draw_curves(spec: FigureSpec, runs: list[Run], out: Path, reps: int, rng: np.random.Generator, warn,
+                 max_frames: int | None) -> tuple[list[str], str | None]:
+    """Draw one success-rate or transition figure from `runs`; returns (variants drawn, why skipped or None)."""
+    groups = group_runs(runs)
+    present, skipped = _present(spec, {run.method for run in runs})
+    if skipped is None and spec.kind == "task" and not any((m, spec.task) in groups for m in present):
+        skipped = f"no runs on {spec.task}"
+    stem = out / "figures" / spec.name
+    colors = figures.method_colors(list(spec.variants))  # distinct colours within each figure
+    if skipped is None and spec.kind == "task":
+        present = [m for m in present if (m, spec.task) in groups]
+        curves = [figures.task_curve(m, groups[(m, spec.task)], reps, rng, warn) for m in present]
+        figures.plot_curves(curves, colors, spec.title, stem, max_frames)
+    elif skipped is None and spec.kind == "aggregate":
+        curves = [figures.aggregate_curve(m, {t: rs for (mm, t), rs in groups.items() if mm == m}, reps, rng,
+                                          warn) for m in present]
+        figures.plot_curves(curves, colors, spec.title, stem, max_frames)
+    elif skipped is None and spec.kind == "transition":
+        logs = transition.critic_q_logs([run for run in runs if run.method in present])
+        if logs.empty:
+            skipped = "no train.csv or stage2/train.csv beside the eval.csv of its variants"
+        else:
+            present = [m for m in present if m in set(logs["variant"])]
+            transition.plot(logs, present, colors, spec.title, stem, reps)
+    return present, skipped
+
+
+def _sensitivity_summary(scores: pd.DataFrame, score_families: pd.Series, family_names: list[str]) -> pd.DataFrame:
+    """The summary over each family's runs; with several families, a last column `family` says whose."""
+    if len(family_names) == 1:
+        return sensitivity.summary(scores)
+    return concat_parts([sensitivity.summary(scores[score_families == family]).assign(family=family)
+                         for family in family_names])
+
+
 def draw(runs: list[Run], variants: dict[str, Variant], out: Path, reps: int, rng: np.random.Generator,
          warn, max_frames: int | None) -> tuple[pd.DataFrame, list[str], pd.DataFrame]:
-    """Draw every paper figure the runs allow into out/figures; returns (figure map, drawn names, sensitivity)."""
-    methods = {run.method for run in runs}
+    """Draw every paper figure the runs allow into out/figures; returns (figure map, drawn names, sensitivity).
+
+    Figures over several tasks (and the sensitivity table) are drawn per task family: `family_spec`."""
     tasks = sorted({run.task for run in runs})
-    groups = group_runs(runs)
+    runs_by_family = families.split_runs(runs)
+    family_names = list(runs_by_family)
     rows, drawn = [], []
 
     def record(spec: FigureSpec, present: list[str], skipped: str | None) -> None:
@@ -99,38 +146,28 @@ def draw(runs: list[Run], variants: dict[str, Variant], out: Path, reps: int, rn
         if skipped is None:
             drawn.append(spec.name)
 
-    for spec in curve_specs(tasks, variants):
-        present, skipped = _present(spec, methods)
-        if skipped is None and spec.kind == "task" and not any((m, spec.task) in groups for m in present):
-            skipped = f"no runs on {spec.task}"
-        stem = out / "figures" / spec.name
-        colors = figures.method_colors(list(spec.variants))  # distinct colours within each figure
-        if skipped is None and spec.kind == "task":
-            present = [m for m in present if (m, spec.task) in groups]
-            curves = [figures.task_curve(m, groups[(m, spec.task)], reps, rng, warn) for m in present]
-            figures.plot_curves(curves, colors, spec.title, stem, max_frames)
-        elif skipped is None and spec.kind == "aggregate":
-            curves = [figures.aggregate_curve(m, {t: rs for (mm, t), rs in groups.items() if mm == m}, reps, rng,
-                                              warn) for m in present]
-            figures.plot_curves(curves, colors, spec.title, stem, max_frames)
-        elif skipped is None and spec.kind == "transition":
-            logs = transition.critic_q_logs([run for run in runs if run.method in present])
-            if logs.empty:
-                skipped = "no train.csv or stage2/train.csv beside the eval.csv of its variants"
-            else:
-                present = [m for m in present if m in set(logs["variant"])]
-                transition.plot(logs, present, colors, spec.title, stem, reps)
-        record(spec, present, skipped)
+    for base in curve_specs(tasks, variants):
+        if base.kind == "task":
+            per_family = [(base, runs)]
+        else:
+            per_family = [(family_spec(base, family, family_names), family_runs)
+                          for family, family_runs in runs_by_family.items()]
+        for spec, spec_runs in per_family:
+            record(spec, *_draw_curves(spec, spec_runs, out, reps, rng, warn, max_frames))
 
     scores = sensitivity.scores(runs, variants)
+    score_families = scores["task"].map(families.family_of)
     for sweep, entries in sensitivity.sweeps(variants).items():
-        spec = FigureSpec(f"fig6_sensitivity_{sweep}", "Fig. 6",
+        base = FigureSpec(f"fig6_sensitivity_{sweep}", "Fig. 6",
                           f"sensitivity to {entries[0].sweep_key}: mean success over evaluations up to 1M frames",
                           tuple(v.name for v in entries), "Sensitivity", kind="sensitivity", needs_comparison=False)
-        present = [v.name for v in entries if v.name in methods]
-        skipped = None if present else "none of its variants has runs"
-        if skipped is None:
-            sensitivity.plot(scores[scores["sweep"] == sweep], entries[0].sweep_key, "Sensitivity",
-                             out / "figures" / spec.name)
-        record(spec, present, skipped)
-    return pd.DataFrame(rows), drawn, sensitivity.summary(scores)
+        for family, family_runs in runs_by_family.items():
+            spec = family_spec(base, family, family_names)
+            family_methods = {run.method for run in family_runs}
+            present = [v.name for v in entries if v.name in family_methods]
+            skipped = None if present else "none of its variants has runs"
+            if skipped is None:
+                chosen = (scores["sweep"] == sweep) & (score_families == family)
+                sensitivity.plot(scores[chosen], entries[0].sweep_key, spec.title, out / "figures" / spec.name)
+            record(spec, present, skipped)
+    return pd.DataFrame(rows), drawn, _sensitivity_summary(scores, score_families, family_names)

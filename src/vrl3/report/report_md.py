@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 
+from vrl3.report import families
 from vrl3.report.runs import Run
 from vrl3.report.tables import format_frames, markdown_table
 
@@ -32,13 +33,43 @@ def _cell(metric: str, value: float, low: float, high: float) -> str:
 
 
 def comparison_markdown(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Paper and our numbers as text; a comparison with a `family` column (several families ran) keeps it."""
+    columns = ["task", "method", "metric", "paper", "ours", "check", "source"]
     rows = []
     for c in comparison.itertuples():
         rows.append({"task": c.task, "method": c.method, "metric": c.metric,
                      "paper": _cell(c.metric, c.paper_value, c.paper_low, c.paper_high),
                      "ours": _cell(c.metric, c.our_value, c.our_low, c.our_high), "check": c.check,
-                     "source": c.source})
-    return pd.DataFrame(rows, columns=["task", "method", "metric", "paper", "ours", "check", "source"])
+                     "source": c.source, "family": getattr(c, "family", "")})
+    if "family" not in comparison.columns:
+        return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=["family"] + columns)
+
+
+def families_markdown(runs: list[Run]) -> list[str]:
+    """Lines saying which task family each aggregate (curves, profiles, tables, paper figures) covers."""
+    runs_by_family = families.split_runs(runs)
+    names = list(runs_by_family)
+    tasks = {family: ", ".join(sorted({run.task for run in family_runs}))
+             for family, family_runs in runs_by_family.items()}
+    if len(names) == 1:
+        family = names[0]
+        return [f"All runs are of one task family, {family} ({tasks[family]}): every aggregate over tasks (the "
+                f"mean-over-tasks curves, the performance profile, `tables/aggregate_metrics.csv`, the paper's "
+                f"mean-over-tasks figures, `tables/sensitivity.csv`) covers these tasks; its rows in the paper "
+                f"comparison are task `{families.aggregate_task(family)}`.", ""]
+    rows = []
+    for family in names:
+        suffix = families.suffix(family, names)
+        paper_figures = ("the paper's figures over tasks without a family suffix (`fig2a_aggregate`, ...)" if not suffix
+                         else f"the paper's figures over tasks ending in `{suffix}` (`fig2a_aggregate{suffix}`, ...)")
+        rows.append({"family": family, "tasks": tasks[family],
+                     "figures": f"`success_rate_aggregate{suffix}`, `performance_profile{suffix}`, {paper_figures}",
+                     "rows of aggregate_metrics, sensitivity, paper_comparison": f"`family` = {family}",
+                     "comparison task": families.aggregate_task(family)})
+    return ["Every aggregate over tasks is taken within one task family, never across families. The "
+            "per-task tables and figures hold every task; the files and rows of each family's aggregates are:", "",
+            markdown_table(pd.DataFrame(rows))]
 
 
 def runs_markdown(runs: list[Run]) -> pd.DataFrame:
@@ -64,7 +95,7 @@ def write_report(path, runs_arg: str, runs: list[Run], notes: list[str], tables_
              "Paper: Wang, Luo, Ross, Li. *VRL3: A Data-Driven Framework for Visual Deep Reinforcement Learning.* "
              "NeurIPS 2022 (arXiv:2202.10324); published numbers from `vrl3/data/paper_results.csv`.", "",
              "## Runs", "", markdown_table(runs_markdown(runs)),
-             "## Warnings and notes", ""]
+             "## Task families", ""] + families_markdown(runs) + ["## Warnings and notes", ""]
     lines += [f"- {note}" for note in notes] or ["- none: every method has every task with the same seeds."]
     lines += ["", "## Comparison with the paper", "",
               f"{len(flagged)} number(s) flagged OUTSIDE." if len(flagged) else "No number flagged OUTSIDE.", "",
@@ -74,6 +105,8 @@ def write_report(path, runs_arg: str, runs: list[Run], notes: list[str], tables_
     titles = {"success_at_budgets": "Success rate at frame budgets (mean over seeds [95 % bootstrap CI])",
               "frames_to_threshold": "Frames to 50 % / 90 % success (sliding 200k-frame window, reference §6.2)",
               "aggregate_metrics": "Aggregate metrics over tasks (stratified bootstrap 95 % CI)"}
+    if "family" in tables_md["aggregate_metrics"].columns:
+        titles["aggregate_metrics"] = "Aggregate metrics over the tasks of each family (stratified bootstrap 95 % CI)"
     for name, title in titles.items():
         lines += [f"## {title}", "", markdown_table(tables_md[name]), f"CSV: `tables/{name}.csv`", ""]
     drawn = figure_map[figure_map["status"] == "drawn"]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vrl3.errors import UserError
+from vrl3.report import families
 
 RRL_FRAMES_PER_ITERATION = 40_000  # RRL/DAPG: 200 trajectories x 200 steps per iteration (reference §6.2)
 OUR_SEED_DIR = re.compile(r"^seed(\d+)$")
@@ -177,7 +178,8 @@ def coverage_warnings(runs: list[Run]) -> list[str]:
     seeds: dict[str, dict[str, set]] = {}
     for run in runs:
         seeds.setdefault(run.method, {}).setdefault(run.task, set()).add(run.seed)
-    all_tasks = sorted({run.task for run in runs})
+    tasks_by_family = {family: sorted({run.task for run in family_runs})
+                       for family, family_runs in families.split_runs(runs).items()}
     lines = []
     for method, by_task in seeds.items():
         every_seed = set().union(*by_task.values())
@@ -186,8 +188,20 @@ def coverage_warnings(runs: list[Run]) -> list[str]:
                 lacking = ", ".join(str(s) for s in sorted(every_seed - have))
                 lines.append(f"method {method}, task {task}: seed(s) {lacking} missing (has "
                              f"{', '.join(str(s) for s in sorted(have))}); its statistics use the seeds present")
-        absent = [t for t in all_tasks if t not in by_task]
-        if absent:
-            lines.append(f"method {method}: no runs for task(s) {', '.join(absent)}; its aggregate covers only "
-                         f"{', '.join(sorted(by_task))} and is not comparable with methods that have all tasks")
+        for family, family_tasks in tasks_by_family.items():
+            lines += _family_coverage(method, family, family_tasks, sorted(by_task), len(tasks_by_family) > 1)
     return lines
+
+
+def _family_coverage(method: str, family: str, family_tasks: list[str], method_tasks: list[str],
+                     several_families: bool) -> list[str]:
+    """The line (if any) saying which tasks of one family a method lacks; aggregates are taken within a family."""
+    absent = [t for t in family_tasks if t not in method_tasks]
+    if not absent:
+        return []
+    have = [t for t in family_tasks if t in method_tasks]
+    if not have:
+        return [f"method {method}: no runs for task(s) {', '.join(absent)}; it has no {family} aggregate"]
+    which = f"its {family} aggregate" if several_families else "its aggregate"
+    return [f"method {method}: no runs for task(s) {', '.join(absent)}; {which} covers only {', '.join(have)} and "
+            f"is not comparable with methods that have all tasks"]

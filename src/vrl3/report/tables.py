@@ -71,6 +71,19 @@ def aggregate_metrics(runs: list[Run], budgets: list[int], reps: int, rng: np.ra
     return pd.DataFrame(rows, columns=columns)
 
 
+def family_aggregate_metrics(runs_by_family: dict[str, list[Run]], budgets: list[int], reps: int,
+                             rng: np.random.Generator) -> pd.DataFrame:
+    """`aggregate_metrics` within each task family, one after the other, with a last column `family`."""
+    return concat_parts([aggregate_metrics(family_runs, budgets, reps, rng).assign(family=family)
+                         for family, family_runs in runs_by_family.items()])
+
+
+def concat_parts(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The parts one below the other; empty ones are left out, as they would turn every column to object dtype."""
+    filled = [part for part in parts if not part.empty]
+    return pd.concat(filled or parts[:1], ignore_index=True)
+
+
 # ---- formatting -------------------------------------------------------------------------------------------
 
 def format_frames(frames: float) -> str:
@@ -120,9 +133,12 @@ def thresholds_markdown(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def aggregate_markdown(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, budget); a table with a `family` column gets one per (family, method, budget)."""
+    keys = (["family"] if "family" in table.columns else []) + ["method", "frames"]
     rows = []
-    for (method, frames), group in table.groupby(["method", "frames"], sort=False):
-        row = {"method": method, "frames": format_frames(frames)}
+    for key, group in table.groupby(keys, sort=False):
+        row = dict(zip(keys, key))
+        row["frames"] = format_frames(row["frames"])
         for r in group.itertuples():
             row[r.metric.replace("_", " ")] = format_interval(r.value, r.low, r.high, lambda v: f"{v:.3f}")
         row["runs"] = int(group["n_runs"].iloc[0])
