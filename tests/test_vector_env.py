@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from vrl3.envs import make_env
-from vrl3.envs.vector import TrainEnvs, env_seeds
+from vrl3.envs.vector import EnvPool, LazyEnvPool, env_seeds
 from vrl3.errors import UserError
+from vrl3.train.evaluate import evaluate
 
 
 def test_env_seeds_keep_the_run_seed_first_and_differ():
@@ -18,7 +19,7 @@ def test_env_seeds_keep_the_run_seed_first_and_differ():
 
 @pytest.fixture(scope="module")
 def workers():
-    envs = TrainEnvs("door", env_seeds(3, 2), {"action_repeat": 2})
+    envs = EnvPool("door", env_seeds(3, 2), {"action_repeat": 2})
     yield envs
     envs.close()
 
@@ -57,7 +58,7 @@ def test_rng_states_round_trip_through_workers(workers):
 
 
 def test_one_env_lives_in_this_process():
-    envs = TrainEnvs("door", [5], {"action_repeat": 2})
+    envs = EnvPool("door", [5], {"action_repeat": 2})
     try:
         assert envs.call("rng_state") == {0: None}  # not reset yet
         time_step = envs.call("reset")[0]
@@ -68,11 +69,11 @@ def test_one_env_lives_in_this_process():
 
 def test_a_user_error_in_a_worker_is_raised_as_one_line():
     with pytest.raises(UserError, match="action_repeat"):
-        TrainEnvs("door", env_seeds(0, 2), {"action_repeat": 0})
+        EnvPool("door", env_seeds(0, 2), {"action_repeat": 0})
 
 
 def test_a_dead_worker_is_reported():
-    envs = TrainEnvs("door", env_seeds(0, 2), {"action_repeat": 2})
+    envs = EnvPool("door", env_seeds(0, 2), {"action_repeat": 2})
     try:
         envs._workers[1].kill()
         envs._workers[1].join()
@@ -80,3 +81,46 @@ def test_a_dead_worker_is_reported():
             envs.call("reset")
     finally:
         envs.close()
+
+
+class PixelPolicy:
+    """A deterministic policy whose action depends on each row's own observation only (as the agent's μ does)."""
+
+    def act_batch(self, obs, sensor, step, eval_mode):
+        assert eval_mode
+        brightness = obs.reshape(len(obs), -1).mean(axis=1, keepdims=True) / 255.0
+        return np.tanh(np.linspace(-3, 3, 24)[None, :] * (brightness - 0.3) + sensor).astype(np.float32)
+
+
+def test_parallel_evaluation_runs_episode_k_on_env_k_mod_n():
+    seeds = env_seeds(11, 2)
+    pool = EnvPool("pen", seeds, {"action_repeat": 2})
+    try:
+        parallel = evaluate(PixelPolicy(), pool, num_episodes=3, step=0)  # env 0: episodes 0, 2; env 1: episode 1
+    finally:
+        pool.close()
+    per_env = []
+    for seed, episodes in zip(seeds, (2, 1)):
+        single = EnvPool("pen", [seed], {"action_repeat": 2})
+        try:
+            per_env.append((evaluate(PixelPolicy(), single, num_episodes=episodes, step=0), episodes))
+        finally:
+            single.close()
+    for key in ("episode_reward", "episode_length", "success_rate"):
+        expected = sum(result[key] * count for result, count in per_env) / 3
+        assert parallel[key] == pytest.approx(expected, rel=1e-6), key
+
+
+def test_lazy_pool_starts_on_first_use_with_the_restored_rng_states():
+    lazy = LazyEnvPool("door", [21], {"action_repeat": 2})
+    assert lazy.rng_states() == [None]
+    reference = make_env("door", seed=21)
+    reference.reset()
+    state = reference.rng_state()
+    lazy.set_rng_states([state])  # before start: kept for the start
+    try:
+        np.testing.assert_array_equal(lazy.get().call("reset")[0].observation, reference.reset().observation)
+        lazy.close()  # keeps the RNG where the env left it
+        np.testing.assert_array_equal(lazy.get().call("reset")[0].observation, reference.reset().observation)
+    finally:
+        lazy.close()

@@ -23,6 +23,11 @@ class AdroitTask:
     def minari_dataset(self) -> str:
         return f"D4RL/{self.name}/human-v2"
 
+    @property
+    def frame_channels(self) -> int:
+        """Channels of one rendered frame: RGB per camera."""
+        return 3 * len(self.cameras)
+
 
 @dataclass(frozen=True)
 class KitchenTask:
@@ -37,6 +42,10 @@ class KitchenTask:
     max_env_steps: int = 280  # FrankaKitchen-v1's max_episode_steps (and that of the complete dataset)
     action_dim: int = 9
     encoder_lr_scale: float = 1.0
+
+    @property
+    def frame_channels(self) -> int:
+        return 3 * len(self.cameras)
 
     @property
     def reward_scale(self) -> float:

@@ -51,7 +51,7 @@ class PixelEnv:
         self.sim = self._make_sim()
         self.action_dim = int(self.sim.action_space.shape[0])
         assert self.action_dim == self.task.action_dim, (self.action_dim, self.task.action_dim)
-        self.frame_channels = 3 * len(self.task.cameras)
+        self.frame_channels = self.task.frame_channels
         self.obs_shape = (self.frame_channels * frame_stack, image_size, image_size)
         self._renderer = make_renderer(self.sim.model, image_size)
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)

@@ -1,4 +1,4 @@
-"""Stage 3's training envs: one in this process, or one worker process per env.
+"""Pools of envs for stage 3's training and for evaluations: one env in this process, or one worker process per env.
 
 With several envs each lives in its own process (its own MuJoCo model and EGL context), so physics and rendering of
 all envs run in parallel while the main process updates the agent: `call_async` sends a command to some envs and
@@ -65,10 +65,13 @@ def _serve(connection, task: str, seed: int, env_kwargs: dict) -> None:
             env.close()
 
 
-class TrainEnvs:
+class EnvPool:
     """`len(seeds)` envs of one task, stepped together; env i is seeded with seeds[i]."""
 
     def __init__(self, task: str, seeds: list[int], env_kwargs: dict):
+        """env_kwargs: make_env's keyword arguments, action_repeat among them."""
+        self.task_name = task
+        self.action_repeat = env_kwargs["action_repeat"]
         self.num_envs = len(seeds)
         self._pending: tuple[str, dict[int, tuple]] | None = None
         self._envs, self._workers, self._connections = [], [], []
@@ -97,7 +100,7 @@ class TrainEnvs:
     def call_async(self, command: str, args_by_env: dict[int, tuple]) -> None:
         """Start `command` on the envs named by `args_by_env` (index -> arguments); `wait` returns the answers."""
         if self._pending is not None:
-            raise RuntimeError("TrainEnvs.call_async called again before wait")
+            raise RuntimeError("EnvPool.call_async called again before wait")
         if command not in COMMANDS:
             raise ValueError(f"unknown env command {command!r}")
         if self._connections:
@@ -156,3 +159,53 @@ class TrainEnvs:
         for connection in self._connections:
             connection.close()
         self._envs, self._workers, self._connections = [], [], []
+
+
+class LazyEnvPool:
+    """An EnvPool that starts its envs (or worker processes) on first use and can be closed and restarted; until it
+    starts, the envs' reset RNG states are those a checkpoint restored (None: not reset yet)."""
+
+    def __init__(self, task: str, seeds: list[int], env_kwargs: dict):
+        self.task, self.seeds, self.env_kwargs = task, seeds, env_kwargs
+        self.num_envs = len(seeds)
+        self._pool: EnvPool | None = None
+        self._rng_states: list[dict | None] = [None] * self.num_envs
+
+    def get(self) -> EnvPool:
+        if self._pool is None:
+            pool = EnvPool(self.task, self.seeds, self.env_kwargs)
+            try:
+                pool.call("set_rng_state", {index: (state,) for index, state in enumerate(self._rng_states)})
+            except BaseException:
+                pool.close()
+                raise
+            self._pool = pool
+        return self._pool
+
+    def rng_states(self) -> list[dict | None]:
+        if self._pool is None:
+            return list(self._rng_states)
+        states = self._pool.call("rng_state")
+        return [states[index] for index in range(self.num_envs)]
+
+    def set_rng_states(self, states: list[dict | None]) -> None:
+        if len(states) != self.num_envs:
+            raise ValueError(f"{len(states)} RNG states for {self.num_envs} envs")
+        self._rng_states = list(states)
+        if self._pool is not None:
+            self._pool.call("set_rng_state", {index: (state,) for index, state in enumerate(states)})
+
+    def close(self) -> None:
+        """Stop the envs; a later `get` restarts them where their reset RNGs were."""
+        if self._pool is None:
+            return
+        try:
+            self._rng_states = self.rng_states()
+        except (RuntimeError, UserError, OSError):
+            pass  # a dead worker: closing is part of reporting that, not a second failure
+        finally:
+            self._pool.close()
+            self._pool = None
+
+
+TrainEnvs = EnvPool  # TODO remove once benchmarks/throughput.py uses EnvPool

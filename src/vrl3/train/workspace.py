@@ -11,8 +11,7 @@ import yaml
 from tqdm import tqdm
 
 from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
-from vrl3.envs import make_env
-from vrl3.envs.vector import TrainEnvs, checkpoint_rng_state, env_seeds, restore_rng_state
+from vrl3.envs.vector import EnvPool, LazyEnvPool, env_seeds
 from vrl3.errors import UserError
 from vrl3.replay import ReplayBuffer, batch_to
 from vrl3.tasks import get_task
@@ -103,20 +102,22 @@ class Workspace:
         self.episode_dir = self.run_dir / "episodes"
         seed_everything(cfg["seed"])
 
-        self.env_kwargs = dict(action_repeat=cfg["action_repeat"], frame_stack=cfg["frame_stack"],
-                               image_size=cfg["image_size"])
-        self.eval_env = make_env(self.task.name, seed=cfg["seed"] + EVAL_SEED_OFFSET, **self.env_kwargs)
-        # the training envs start with stage 3 (worker processes when num_envs > 1); until then their reset RNG
-        # states are what the last checkpoint held (None: not reset yet)
-        self.train_envs: TrainEnvs | None = None
-        self._train_env_rngs: list[dict | None] = [None] * cfg["num_envs"]
-        self.demos = load_demos(cfg["demos"], self.task.name, self.eval_env.frame_channels, cfg["image_size"],
+        env_kwargs = {"action_repeat": cfg["action_repeat"], "frame_stack": cfg["frame_stack"],
+                      "image_size": cfg["image_size"]}
+        # stage 2 evaluates on one env in this process; stage 3 trains and evaluates on pools of num_envs envs
+        # (worker processes when num_envs > 1) started with stage 3, the eval pool's env 0 continuing this env
+        self.stage2_eval_envs = EnvPool(self.task.name, [cfg["seed"] + EVAL_SEED_OFFSET], env_kwargs)
+        self.train_envs = LazyEnvPool(self.task.name, env_seeds(cfg["seed"], cfg["num_envs"]), env_kwargs)
+        self.eval_envs = LazyEnvPool(self.task.name, env_seeds(cfg["seed"] + EVAL_SEED_OFFSET, cfg["num_envs"]),
+                                     env_kwargs)
+        self.demos = load_demos(cfg["demos"], self.task.name, self.task.frame_channels, cfg["image_size"],
                                 cfg["num_demo"])
 
         agent_cfg = AgentConfig(**cfg["agent"])
-        self.agent = VRL3Agent(self.eval_env.obs_shape, self.task.action_dim, self.task.sensor_dim, agent_cfg,
+        obs_shape = (self.task.frame_channels * cfg["frame_stack"], cfg["image_size"], cfg["image_size"])
+        self.agent = VRL3Agent(obs_shape, self.task.action_dim, self.task.sensor_dim, agent_cfg,
                                self.device, seed=cfg["seed"], stage1_checkpoint=cfg["stage1_checkpoint"])
-        frame_shape = (self.eval_env.frame_channels, cfg["image_size"], cfg["image_size"])
+        frame_shape = (self.task.frame_channels, cfg["image_size"], cfg["image_size"])
         self.replay = ReplayBuffer(frame_shape, self.task.sensor_dim, self.task.action_dim, cfg["replay_buffer_size"],
                                    frame_stack=cfg["frame_stack"], nstep=cfg["nstep"], discount=cfg["discount"],
                                    device=self.replay_device, seed=cfg["seed"])
@@ -141,8 +142,8 @@ class Workspace:
                                              "metric_sums": metrics_to_floats(self.progress.metric_sums)}
         state = {"progress": progress, "agent": self.agent.state_dict(),
                  "replay_rng": self.replay.generator.get_state(),
-                 "rng": global_rng_state(), "train_env_rngs": self._train_env_rng_states(),
-                 "eval_env_rng": checkpoint_rng_state(self.eval_env)}
+                 "rng": global_rng_state(), "train_env_rngs": self.train_envs.rng_states(),
+                 "eval_env_rngs": self._eval_env_rngs()}
         save_checkpoint(state, folder)
         # online episodes that both this checkpoint and the previous one (the fallback) have evicted are not
         # needed by any resume: delete their files
@@ -175,8 +176,10 @@ class Workspace:
         self._fill_replay(self.progress.evicted_episodes)
         self.replay.generator.set_state(state["replay_rng"])
         set_global_rng_state(state["rng"])
-        restore_rng_state(self.eval_env, state["eval_env_rng"])
-        self._train_env_rngs = self._checkpointed_train_env_rngs(state)
+        self.train_envs.set_rng_states(self._checkpointed_env_rngs(state, "train_env_rngs", "train_env_rng"))
+        eval_rngs = self._checkpointed_env_rngs(state, "eval_env_rngs", "eval_env_rng")
+        self.stage2_eval_envs.call("set_rng_state", {0: (eval_rngs[0],)})
+        self.eval_envs.set_rng_states(eval_rngs)
         for name, log in self.logs.items():
             log.truncate(self.progress.log_rows.get(name, 0))
         self.start_time = time.time()
@@ -184,20 +187,21 @@ class Workspace:
             f"stage 3 frame {self.progress.step * self.cfg['action_repeat']}"
         tqdm.write(f"resuming {self.run_dir} at {where}")
 
-    def _train_env_rng_states(self) -> list[dict | None]:
-        if self.train_envs is None:
-            return self._train_env_rngs
-        states = self.train_envs.call("rng_state")
-        return [states[index] for index in range(self.train_envs.num_envs)]
+    def _eval_env_rngs(self) -> list[dict | None]:
+        if self.progress.stage == 2:  # only the stage-2 eval env has been used
+            return [self.stage2_eval_envs.call("rng_state")[0]] + [None] * (self.eval_envs.num_envs - 1)
+        return self.eval_envs.rng_states()
 
-    def _checkpointed_train_env_rngs(self, state: dict) -> list[dict | None]:
-        rngs = state["train_env_rngs"] if "train_env_rngs" in state else [state["train_env_rng"]]  # older: one env
+    def _checkpointed_env_rngs(self, state: dict, key: str, single_env_key: str) -> list[dict | None]:
+        """A checkpoint's env RNG states for num_envs envs. Stage-2 checkpoints used env 0 at most, so they fit any
+        num_envs (a stage-3 key); checkpoints of older versions held one env's state under `single_env_key`."""
+        rngs = state[key] if key in state else [state[single_env_key]]
         num_envs = self.cfg["num_envs"]
         if len(rngs) != num_envs:
-            if any(rng is not None for rng in rngs):  # stage 3 started; the stage-3 params check refuses this earlier
-                raise UserError(f"the checkpoint in {self.checkpoint_dir} has {len(rngs)} training envs but "
+            if any(rng is not None for rng in rngs[1:]):  # stage 3 ran; the stage-3 params check refuses it earlier
+                raise UserError(f"the checkpoint in {self.checkpoint_dir} has {len(rngs)} envs but "
                                 f"num_envs={num_envs}: use a new run_dir, or delete that folder to start stage 3 over")
-            rngs = [None] * num_envs  # a stage-2 checkpoint: no training env was reset yet
+            rngs = rngs[:1] + [None] * (num_envs - 1)
         return rngs
 
     def _check_metrics(self, metrics: dict, where: str, folder: Path) -> None:
@@ -232,6 +236,7 @@ class Workspace:
         self._check_metrics(metrics, f"stage-2 update {progress.update}", self.stage2_dir / "checkpoints")
         if progress.metric_count > 0:  # the last updates, so the log reaches the stage boundary
             self._log_stage2_row()
+        self.eval_envs.set_rng_states(self._eval_env_rngs())  # stage 3's env 0 continues the stage-2 eval env
         progress.stage = 3
         self._save(self.stage2_dir / "checkpoints")  # the stage boundary: stage 3 starts from this state
 
@@ -245,7 +250,7 @@ class Workspace:
             return
         metrics = metrics_to_floats(metrics)
         critic_loss = metrics.get("critic_loss", float("nan"))  # NaN before the first update
-        result = evaluate(self.agent, self.eval_env, self.cfg["stage2_num_eval_episodes"], step=0)
+        result = evaluate(self.agent, self.stage2_eval_envs, self.cfg["stage2_num_eval_episodes"], step=0)
         self.logs["stage2_eval"].write(result | {"update": self.progress.update, "critic_loss": critic_loss,
                                                  "critic_q1": metrics.get("critic_q1", float("nan")),
                                                  "total_time": self.total_time()})
@@ -257,14 +262,11 @@ class Workspace:
         _write_yaml(self.run_dir / "params.yaml", stage3_params(self.cfg))
         self.episode_dir.mkdir(exist_ok=True)
         _warn_if_few_cpus(self.cfg["num_envs"])
-        self.train_envs = TrainEnvs(self.task.name, env_seeds(self.cfg["seed"], self.cfg["num_envs"]),
-                                    self.env_kwargs)
         try:
-            self.train_envs.call("set_rng_state", {i: (state,) for i, state in enumerate(self._train_env_rngs)})
             self._stage3_loop()
         finally:
             self.train_envs.close()
-            self.train_envs = None
+            self.eval_envs.close()
 
     def _stage3_loop(self) -> None:
         """Agent steps in blocks: one action per running env (one batched act), then the envs step (in their
@@ -272,7 +274,7 @@ class Workspace:
         together; an env whose episode ended early (the pen dropped) waits for the others. With one env a block
         is one step: VRL3's loop, in its order (episode end, checkpoint, train row, reset, eval, act, update, step).
         """
-        cfg, progress, envs = self.cfg, self.progress, self.train_envs
+        cfg, progress, envs = self.cfg, self.progress, self.train_envs.get()
         repeat = cfg["action_repeat"]
         total_steps = cfg["num_train_frames"] // repeat
         eval_every = max(cfg["eval_every_frames"] // repeat, 1)
@@ -366,7 +368,7 @@ class Workspace:
 
     def _stage3_eval(self) -> None:
         progress = self.progress
-        result = evaluate(self.agent, self.eval_env, self.cfg["num_eval_episodes"], progress.step)
+        result = evaluate(self.agent, self.eval_envs.get(), self.cfg["num_eval_episodes"], progress.step)
         frame = progress.step * self.cfg["action_repeat"]
         self.logs["eval"].write(result | {"episode": progress.episode, "frame": frame, "step": progress.step,
                                           "total_time": self.total_time(),
@@ -376,14 +378,17 @@ class Workspace:
 
     def run(self, until_stage: int | None = None) -> None:
         _write_yaml(self.run_dir / "config.yaml", self.cfg)  # the whole resolved config of the latest start
-        if self.progress.stage == 2:
-            self.run_stage2()
-        if until_stage == 2:
-            tqdm.write(f"stage 2 finished: {self.checkpoint_dir}")
-            return
-        if self.progress.stage == 3:
-            self.run_stage3()
-        tqdm.write(f"run finished: {self.run_dir / 'eval.csv'}")
+        try:
+            if self.progress.stage == 2:
+                self.run_stage2()
+            if until_stage == 2:
+                tqdm.write(f"stage 2 finished: {self.checkpoint_dir}")
+                return
+            if self.progress.stage == 3:
+                self.run_stage3()
+            tqdm.write(f"run finished: {self.run_dir / 'eval.csv'}")
+        finally:
+            self.stage2_eval_envs.close()
 
 
 @dataclass
