@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU speed checks behind docs/benchmarks.md in one call (a few minutes on one H100/H200):
-# the CUDA-only tests, the update at each agent.precision, acting at batch 1 and 8, and stage 3 with 1, 4 and 8 envs.
+# the CUDA-only tests, the update at each agent.precision (and fp32/bf16 with agent.compile), acting at batch 1 and 8,
+# and stage 3 with 1, 4 and 8 envs.
 #
 #   benchmarks/gpu_speed_check.sh OUT_DIR
 #
@@ -19,10 +20,15 @@ run() {  # run a command, keep its output in OUT_DIR/<name>.txt, go on after a f
 }
 
 nvidia-smi -L || true
-run cuda_tests $python -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_agent_precision.py -k "cuda or graph"
+run cuda_tests $python -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_agent_precision.py \
+  tests/test_agent_compile.py -k "cuda or graph"
 for precision in fp32 tf32 bf16; do
   run "update_$precision" $python benchmarks/throughput_agent.py --updates 1000 --sync-every 0 \
     --precision "$precision" --act-batch 1
+done
+for precision in bf16 fp32; do  # the warm-up's seconds are mostly compilation
+  run "update_${precision}_compile" $python benchmarks/throughput_agent.py --updates 1000 --sync-every 0 \
+    --precision "$precision" --compile --act-batch 1
 done
 run act_batch8 $python benchmarks/throughput_agent.py --updates 50 --precision bf16 --act-batch 8
 for num_envs in 1 4 8; do

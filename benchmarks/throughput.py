@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--hidden-dim", type=int, default=1024)
     parser.add_argument("--num-envs", type=int, default=1, help="stage-3 training envs (worker processes when > 1)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"), help="agent.precision")
+    parser.add_argument("--compile", action="store_true", help="agent.compile (compiled in the first updates)")
     parser.add_argument("--no-stage3-updates", action="store_true",
                         help="stage 3 without updates: the env loop alone, to see what the updates cost it")
     parser.add_argument("--out", help="also write the results as JSON here")
@@ -129,10 +130,11 @@ def main() -> None:
     device = torch.device(args.device)
     env = make_env(args.task, seed=0)
     agent = VRL3Agent(env.obs_shape, env.action_dim, env.task.sensor_dim,
-                      AgentConfig(hidden_dim=args.hidden_dim, precision=args.precision), device)
+                      AgentConfig(hidden_dim=args.hidden_dim, precision=args.precision, compile=args.compile), device)
     replay = random_replay(env, device, episodes=25, length=300)
     result = {"task": args.task, "device": device_name(device), "torch": torch.__version__,
-              "batch_size": args.batch_size, "hidden_dim": args.hidden_dim, "precision": args.precision}
+              "batch_size": args.batch_size, "hidden_dim": args.hidden_dim, "precision": args.precision,
+              "compile": args.compile}
     if args.stage2_updates:
         result["stage2_updates_per_s"] = time_stage2(agent, replay, args.stage2_updates, args.batch_size, device)
     if args.stage3_frames:

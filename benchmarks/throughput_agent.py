@@ -1,7 +1,8 @@
 """Stage-2 (or 3) update throughput of VRL3Agent: default config, door shapes, device replay of random data.
 
-    python benchmarks/throughput_agent.py --device cuda --updates 500 [--precision bf16] [--act-batch 8]
-Prints updates/s (replay sampling included), with --act-batch N also ms per act_batch call at batch N, and peak memory.
+    python benchmarks/throughput_agent.py --device cuda --updates 500 [--precision bf16] [--compile] [--act-batch 8]
+Prints the untimed warm-up's seconds (with --compile mostly compilation), updates/s (replay sampling included), the
+last update's metrics (a sanity check), with --act-batch N also ms per act_batch call at batch N, and peak memory.
 """
 
 import argparse
@@ -32,6 +33,8 @@ def parse_args() -> argparse.Namespace:
                         help="convert metrics to floats every N updates (1: every update; 0: never)")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
                         help="agent.precision: fp32 (torch defaults), tf32 (TF32 CUDA matmuls), bf16 (autocast)")
+    parser.add_argument("--compile", action="store_true",
+                        help="agent.compile: nn.Module.compile of the networks (compiled in the warm-up updates)")
     parser.add_argument("--act-batch", type=int, default=0, metavar="N",
                         help="also time act_batch at batch N (exploration noise, after the updates; as many calls "
                              "as --updates after --warmup untimed ones); 0 skips it")
@@ -59,7 +62,8 @@ def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    cfg = AgentConfig(hidden_dim=args.hidden_dim, stage1_model_name=args.arch, precision=args.precision)
+    cfg = AgentConfig(hidden_dim=args.hidden_dim, stage1_model_name=args.arch, precision=args.precision,
+                      compile=args.compile)
     on_cuda = device.type == "cuda"
     agent = VRL3Agent((args.obs_channels, 84, 84), args.action_dim, 24, cfg, device=device, seed=0,
                       cuda_graphs=on_cuda and not args.no_cuda_graphs,
@@ -74,24 +78,29 @@ def main() -> None:
                            torch.rand(101, args.action_dim, generator=g, device=device) * 2 - 1,
                            torch.rand(101, generator=g, device=device), torch.ones(101, device=device))
 
-    def run(n: int) -> None:
-        pending = []
+    def run(n: int) -> dict:
+        """n updates; the last one's metrics (0-d tensors)."""
+        pending, metrics = [], {}
         for step in range(n):
-            pending.append(agent.update(replay.sample(args.batch_size), args.stage, step, sync=False))
+            metrics = agent.update(replay.sample(args.batch_size), args.stage, step, sync=False)
+            pending.append(metrics)
             if args.sync_every and len(pending) == args.sync_every:
                 [metrics_to_floats(m) for m in pending]
                 pending.clear()
+        return metrics
 
     def synchronize() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
+    started = time.perf_counter()
     run(args.warmup)
     synchronize()
+    warmup_seconds = time.perf_counter() - started
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
-    run(args.updates)
+    last_metrics = run(args.updates)
     synchronize()
     seconds = time.perf_counter() - started
 
@@ -108,9 +117,14 @@ def main() -> None:
     print(f"stage {args.stage}, batch {args.batch_size}, {args.arch}, hidden {args.hidden_dim}, "
           f"obs ({args.obs_channels},84,84), action {args.action_dim}, sync every {args.sync_every}, "
           f"precision {args.precision}, cudnn.benchmark {args.cudnn_benchmark}, cuda graphs {agent.cuda_graphs}, "
-          f"channels_last {agent.channels_last}")
+          f"channels_last {agent.channels_last}, compile {cfg.compile}")
+    print(f"warm-up: {warmup_seconds:.1f} s for {args.warmup} updates")
     print(f"updates/s: {args.updates / seconds:.1f}  ({1000 * seconds / args.updates:.2f} ms per update, "
           f"{args.updates} updates)")
+    if last_metrics:
+        floats = metrics_to_floats(last_metrics)
+        print("last update: " + ", ".join(f"{name} {floats[name]:.4g}" for name in
+                                            ("critic_loss", "critic_q1", "actor_loss", "max_abs_pretanh")))
     print(f"replay samples/s alone: {args.updates / sample_seconds:.1f}")
     if act_seconds is not None:
         print(f"act_batch at batch {args.act_batch}: {1000 * act_seconds / args.updates:.2f} ms per act call "

@@ -31,6 +31,14 @@ def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
         param.requires_grad_(flag)
 
 
+def _compile_in_place(module: torch.nn.Module) -> None:
+    """nn.Module.compile keeps the module and its state_dict keys (torch.compile(module) would wrap it and prefix the
+    keys with `_orig_mod.`). Inductor's default mode, without CUDA graphs of its own: GraphedUpdate captures the whole
+    update around the compiled kernels. Static shapes: training uses one batch shape, and CUDA graphs need fixed
+    shapes anyway."""
+    module.compile(mode="default", dynamic=False)
+
+
 class VRL3Agent:
     """Encoder (ResNet84), actor, twin critic + target; stages 2 and 3 share `update`.
 
@@ -40,6 +48,11 @@ class VRL3Agent:
     cfg.precision: fp32 keeps PyTorch's defaults; tf32 allows TF32 CUDA matmuls for the whole process when the agent
     is built; bf16 runs the network forward passes (encoder, actor, critic, critic target; in updates and acting)
     under bfloat16 autocast, while parameters, optimiser states, targets, losses and metrics stay float32.
+    cfg.compile compiles the encoder, actor, critic and critic target in place (the same computation up to float
+    rounding); updates run them compiled, acting runs them eagerly (see act_batch). The first update of each stage
+    setting compiles its variants (grad mode, requires_grad and input shapes differ between the calls of one update;
+    each call site keeps its variant, so no update after the first recompiles); with cuda_graphs that update is one
+    of GraphedUpdate's eager warm-ups, never the capture.
     """
 
     def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, sensor_dim: int, cfg: AgentConfig,
@@ -72,6 +85,9 @@ class VRL3Agent:
         self.critic.to(self.device)
         self.critic_target = copy.deepcopy(self.critic)
         _set_requires_grad(self.critic_target, False)
+        if cfg.compile:  # after the deepcopy: a copied compiled module would call the original's forward
+            for network in (self.actor, self.critic, self.critic_target):
+                _compile_in_place(network)
 
         self.actor_opt = self._adam(self.actor.parameters(), cfg.lr)
         self.critic_opt = self._adam(self.critic.parameters(), cfg.lr)
@@ -98,6 +114,8 @@ class VRL3Agent:
         encoder.expand_channels(obs_channels)
         if self.channels_last:
             encoder.use_channels_last()
+        if self.cfg.compile:
+            _compile_in_place(encoder)
         self.encoder = encoder.to(self.device).train()
         self.encoder_opt = self._adam(self.encoder.parameters(), self.cfg.lr * self.cfg.encoder_lr_scale)
         self._reset_graphs()
@@ -154,7 +172,9 @@ class VRL3Agent:
         BatchNorm uses its running statistics here. Before num_expl_steps (exploration only) the actions are
         Uniform[-1, 1), drawn as one (N, action_dim) tensor (VRL3 draws Uniform[0, 1), a bug; see
         docs/deviations.md). With cuda_graphs the network part replays a CUDA graph captured per batch shape and
-        eval_mode. One device-to-host copy per call.
+        eval_mode. One device-to-host copy per call. With cfg.compile the networks still run eagerly here: batch
+        sizes vary (evaluation envs finish their episodes at different steps), each size would be a compilation of
+        its own, and the tiny acting batches gain little from inductor.
         """
         obs = torch.as_tensor(obs)
         if obs.dim() != 4:
@@ -166,10 +186,11 @@ class VRL3Agent:
         std = None if eval_mode else self.stddev(step)
         self.encoder.eval()
         try:
-            if self._graphed_act is not None:
-                actions = self._graphed_act(obs, sensor, std)
-            else:
-                actions = self._act_eager(obs, sensor, std)
+            with torch.compiler.set_stance("force_eager"):
+                if self._graphed_act is not None:
+                    actions = self._graphed_act(obs, sensor, std)
+                else:
+                    actions = self._act_eager(obs, sensor, std)
         finally:
             self.encoder.train()
         return actions.cpu().numpy()
@@ -280,9 +301,8 @@ class VRL3Agent:
             # the policy action at s keeps its graph (it reaches the encoder through the features)
             pi_mu, _ = self._forward(self.actor, features)
             pi_action = sample_action(pi_mu, std, cfg.stddev_clip, noise["pi_noise"])
-            with torch.no_grad():
-                pi_next_mu, _ = self._forward(self.actor, next_features)
-                pi_next_action = sample_action(pi_next_mu, std, cfg.stddev_clip, noise["pi_next_noise"])
+            with torch.no_grad():  # the actor at s' is next_mu (same weights, same features): no second pass
+                pi_next_action = sample_action(next_mu, std, cfg.stddev_clip, noise["pi_next_noise"])
             # all N + 3 actions are evaluated at the current state s, in one critic pass
             actions = torch.cat([noise["random_actions"], action.unsqueeze(1), pi_action.unsqueeze(1),
                                  pi_next_action.unsqueeze(1)], dim=1)

@@ -38,6 +38,7 @@ class AgentConfig:
     use_sensor: bool = True
     stage3_conservative: bool = False  # ablation "S3 Cons": keep the CQL term in stage 3
     precision: str = "fp32"  # fp32 | tf32 | bf16 (speed options; fp32 = PyTorch's defaults, as the paper)
+    compile: bool = False  # speed only: nn.Module.compile of encoder, actor and critics (see VRL3Agent)
 
     def __post_init__(self):
         if isinstance(self.encoder_lr_scale, str):

@@ -5,8 +5,10 @@ pace. Here the update for one static setting (CQL on/off, BC on/off, encoder lea
 once and replayed; the per-update inputs (the batch, the random numbers drawn from the agent's generator, σ and the
 BC weight) are copied into the graph's static input tensors first. The first `warmup` updates of every setting run
 eagerly on a side stream (they are real updates) so that optimiser state, cuDNN and cuBLAS are initialised before
-capture, as PyTorch's whole-network capture recipe asks. Acting (encoder and actor at batch N, a few dozen small
-kernels) is captured too, one graph per batch shape and eval_mode: see GraphedAct.
+capture, as PyTorch's whole-network capture recipe asks. With agent.compile the first warm-up update compiles
+the networks (every variant an update calls) and the capture only runs the compiled kernels: a compilation during
+capture is an error (torch.compiler stance fail_on_recompile). Acting (encoder and actor at batch N, a few dozen
+small kernels) is captured too, one graph per batch shape and eval_mode: see GraphedAct.
 """
 
 from typing import Any
@@ -87,7 +89,7 @@ class GraphedUpdate:
             optimizer.zero_grad(set_to_none=True)  # captured backward passes must write, not accumulate
         torch.cuda.synchronize(device)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph), torch.compiler.set_stance("fail_on_recompile"):
             metrics = agent.update_with_noise(static_batch, noise, std, settings["cql_weight"],
                                               bc_weight if settings["bc_weight"] > 0 else 0.0,
                                               settings["update_encoder"])
