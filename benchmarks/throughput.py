@@ -20,7 +20,7 @@ import torch
 
 from vrl3.agent import AgentConfig, VRL3Agent
 from vrl3.envs import make_env
-from vrl3.envs.vector import TrainEnvs, env_seeds
+from vrl3.envs.vector import EnvPool, env_seeds
 from vrl3.replay import ReplayBuffer
 from vrl3.train.workspace import _episode_arrays, _replay_fields
 
@@ -67,7 +67,7 @@ def time_stage2(agent, replay, updates: int, batch_size: int, device) -> float:
     return updates / (time.perf_counter() - started)
 
 
-def time_stage3(agent, replay, envs: TrainEnvs, action_repeat: int, frames: int, batch_size: int, device,
+def time_stage3(agent, replay, envs: EnvPool, action_repeat: int, frames: int, batch_size: int, device,
                 update: bool = True) -> dict:
     """The stage-3 loop of `vrl3 train` without evaluations: per block one batched act for all envs, the env
     steps sent to the workers, the updates due at those steps, then the env results collected."""
@@ -76,6 +76,9 @@ def time_stage3(agent, replay, envs: TrainEnvs, action_repeat: int, frames: int,
     time_steps = envs.call("reset")
     episodes = {index: [time_step] for index, time_step in time_steps.items()}
     timers = {"act": 0.0, "update": 0.0, "env_wait": 0.0, "episode_end": 0.0}
+    if update:  # stage-3 warm-up: CUDA graph capture (and compilation with --compile) of the stage-3 update
+        for warmup_step in range(0, 5 * agent.cfg.update_every_steps, agent.cfg.update_every_steps):
+            agent.update(replay.sample(batch_size), 3, warmup_step, sync=False)
     synchronize(device)
     started = time.perf_counter()
     step = 0
@@ -138,7 +141,7 @@ def main() -> None:
     if args.stage2_updates:
         result["stage2_updates_per_s"] = time_stage2(agent, replay, args.stage2_updates, args.batch_size, device)
     if args.stage3_frames:
-        envs = TrainEnvs(args.task, env_seeds(0, args.num_envs), {"action_repeat": env.action_repeat})
+        envs = EnvPool(args.task, env_seeds(0, args.num_envs), {"action_repeat": env.action_repeat})
         try:
             result |= time_stage3(agent, replay, envs, env.action_repeat, args.stage3_frames, args.batch_size,
                                   device, update=not args.no_stage3_updates)

@@ -206,6 +206,3 @@ class LazyEnvPool:
         finally:
             self._pool.close()
             self._pool = None
-
-
-TrainEnvs = EnvPool  # TODO remove once benchmarks/throughput.py uses EnvPool
