@@ -15,28 +15,7 @@ from vrl3.agent.networks import clamp_straight_through, normal_entropy, normal_l
 from vrl3.errors import UserError
 from vrl3.replay import Batch
 
-A = 6  # small action dimension for tests
-B = 6
-
-
-def tiny_config(**overrides) -> AgentConfig:
-    values = dict(hidden_dim=32, feature_dim=16)
-    values.update(overrides)
-    return AgentConfig(**values)
-
-
-def make_agent(seed=0, obs_channels=3, **overrides) -> VRL3Agent:
-    return VRL3Agent((obs_channels, 84, 84), A, 24, tiny_config(**overrides), device="cpu", seed=seed)
-
-
-def make_batch(seed=0, obs_channels=3) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(obs=torch.randint(0, 256, (B, obs_channels, 84, 84), generator=g, dtype=torch.uint8),
-                 action=torch.rand(B, A, generator=g) * 2 - 1,
-                 reward=torch.rand(B, 1, generator=g) * 3,
-                 discount=torch.full((B, 1), 0.99 ** 3),
-                 next_obs=torch.randint(0, 256, (B, obs_channels, 84, 84), generator=g, dtype=torch.uint8),
-                 sensor=torch.randn(B, 24, generator=g), next_sensor=torch.randn(B, 24, generator=g))
+from tests.agent_support import A, B, make_agent, make_batch, tiny_config
 
 
 # ---------------------------------------------------------------- config

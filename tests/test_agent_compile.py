@@ -11,28 +11,10 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from vrl3.agent import METRIC_NAMES, AgentConfig, VRL3Agent
+from vrl3.agent import METRIC_NAMES, AgentConfig
 from vrl3.replay import Batch
 
-A = 6  # action dimension
-B = 6  # batch size
-
-
-def tiny_config(**overrides) -> AgentConfig:
-    return AgentConfig(**{"hidden_dim": 32, "feature_dim": 16, **overrides})
-
-
-def make_agent(seed=0, device="cpu", cuda_graphs=None, **overrides) -> VRL3Agent:
-    return VRL3Agent((3, 84, 84), A, 24, tiny_config(**overrides), device=device, seed=seed, cuda_graphs=cuda_graphs)
-
-
-def make_batch(seed=0) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(obs=torch.randint(0, 256, (B, 3, 84, 84), generator=g, dtype=torch.uint8),
-                 action=torch.rand(B, A, generator=g) * 2 - 1, reward=torch.rand(B, 1, generator=g) * 3,
-                 discount=torch.full((B, 1), 0.99 ** 3),
-                 next_obs=torch.randint(0, 256, (B, 3, 84, 84), generator=g, dtype=torch.uint8),
-                 sensor=torch.randn(B, 24, generator=g), next_sensor=torch.randn(B, 24, generator=g))
+from tests.agent_support import make_agent, make_batch
 
 
 def checkpoint_round_trip(state: dict) -> dict:

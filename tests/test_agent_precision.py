@@ -11,25 +11,7 @@ from vrl3.agent.precision import apply_process_flags, autocast
 from vrl3.errors import UserError
 from vrl3.replay import Batch
 
-A = 6  # action dimension
-B = 6  # batch size
-
-
-def tiny_config(**overrides) -> AgentConfig:
-    return AgentConfig(**{"hidden_dim": 32, "feature_dim": 16, **overrides})
-
-
-def make_agent(seed=0, **overrides) -> VRL3Agent:
-    return VRL3Agent((3, 84, 84), A, 24, tiny_config(**overrides), device="cpu", seed=seed)
-
-
-def make_batch(seed=0) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(obs=torch.randint(0, 256, (B, 3, 84, 84), generator=g, dtype=torch.uint8),
-                 action=torch.rand(B, A, generator=g) * 2 - 1, reward=torch.rand(B, 1, generator=g) * 3,
-                 discount=torch.full((B, 1), 0.99 ** 3),
-                 next_obs=torch.randint(0, 256, (B, 3, 84, 84), generator=g, dtype=torch.uint8),
-                 sensor=torch.randn(B, 24, generator=g), next_sensor=torch.randn(B, 24, generator=g))
+from tests.agent_support import A, make_agent, make_batch, tiny_config
 
 
 def test_invalid_precision_is_a_user_error():
