@@ -124,6 +124,16 @@ class EnvPool:
                         else args_by_env)
         return self.wait()
 
+    def rng_states(self) -> list[dict | None]:
+        """Every env's reset RNG state for a checkpoint (None for an env not reset yet)."""
+        states = self.call("rng_state")
+        return [states[index] for index in range(self.num_envs)]
+
+    def set_rng_states(self, states: list[dict | None]) -> None:
+        if len(states) != self.num_envs:
+            raise ValueError(f"{len(states)} RNG states for {self.num_envs} envs")
+        self.call("set_rng_state", {index: (state,) for index, state in enumerate(states)})
+
     def _receive(self, index: int, timeout: float | None = None) -> Any:
         connection = self._connections[index]
         try:
@@ -175,7 +185,7 @@ class LazyEnvPool:
         if self._pool is None:
             pool = EnvPool(self.task, self.seeds, self.env_kwargs)
             try:
-                pool.call("set_rng_state", {index: (state,) for index, state in enumerate(self._rng_states)})
+                pool.set_rng_states(self._rng_states)
             except BaseException:
                 pool.close()
                 raise
@@ -183,17 +193,14 @@ class LazyEnvPool:
         return self._pool
 
     def rng_states(self) -> list[dict | None]:
-        if self._pool is None:
-            return list(self._rng_states)
-        states = self._pool.call("rng_state")
-        return [states[index] for index in range(self.num_envs)]
+        return list(self._rng_states) if self._pool is None else self._pool.rng_states()
 
     def set_rng_states(self, states: list[dict | None]) -> None:
         if len(states) != self.num_envs:
             raise ValueError(f"{len(states)} RNG states for {self.num_envs} envs")
         self._rng_states = list(states)
         if self._pool is not None:
-            self._pool.call("set_rng_state", {index: (state,) for index, state in enumerate(states)})
+            self._pool.set_rng_states(states)
 
     def close(self) -> None:
         """Stop the envs; a later `get` restarts them where their reset RNGs were."""

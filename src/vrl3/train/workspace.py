@@ -178,7 +178,7 @@ class Workspace:
         set_global_rng_state(state["rng"])
         self.train_envs.set_rng_states(self._checkpointed_env_rngs(state, "train_env_rngs", "train_env_rng"))
         eval_rngs = self._checkpointed_env_rngs(state, "eval_env_rngs", "eval_env_rng")
-        self.stage2_eval_envs.call("set_rng_state", {0: (eval_rngs[0],)})
+        self.stage2_eval_envs.set_rng_states(eval_rngs[:1])
         self.eval_envs.set_rng_states(eval_rngs)
         for name, log in self.logs.items():
             log.truncate(self.progress.log_rows.get(name, 0))
@@ -189,7 +189,7 @@ class Workspace:
 
     def _eval_env_rngs(self) -> list[dict | None]:
         if self.progress.stage == 2:  # only the stage-2 eval env has been used
-            return [self.stage2_eval_envs.call("rng_state")[0]] + [None] * (self.eval_envs.num_envs - 1)
+            return self.stage2_eval_envs.rng_states() + [None] * (self.eval_envs.num_envs - 1)
         return self.eval_envs.rng_states()
 
     def _checkpointed_env_rngs(self, state: dict, key: str, single_env_key: str) -> list[dict | None]:
