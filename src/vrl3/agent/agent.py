@@ -1,5 +1,6 @@
 """VRL3Agent: acting and the shared stage-2/stage-3 update (reference §2, §3, §4.1)."""
 
+import contextlib
 import copy
 from typing import Any
 
@@ -186,7 +187,7 @@ class VRL3Agent:
         std = None if eval_mode else self.stddev(step)
         self.encoder.eval()
         try:
-            with torch.compiler.set_stance("force_eager"):
+            with torch.compiler.set_stance("force_eager") if self.cfg.compile else contextlib.nullcontext():
                 if self._graphed_act is not None:
                     actions = self._graphed_act(obs, sensor, std)
                 else:
