@@ -13,6 +13,10 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1'; then
   fi
 fi
 
+if ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
+  echo "install.sh: no C++ compiler found; agent.compile (TorchInductor) and its tests need one (e.g. apt-get install g++)" >&2
+fi
+
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[workflow,test]'
