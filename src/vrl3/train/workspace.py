@@ -84,6 +84,7 @@ def _write_yaml(path: Path, params: dict) -> None:
 
 class Workspace:
     def __init__(self, cfg: dict):
+        self.start_time = time.time()  # total_time counts from here, as VRL3's (demo loading and set-up included)
         if not cfg.get("run_dir"):
             raise UserError("config key run_dir is not set: pass run_dir=DIR")
         if not cfg.get("demos"):
@@ -127,7 +128,6 @@ class Workspace:
                      "stage2_eval": CsvLog(self.stage2_dir / "stage2_eval.csv", STAGE2_EVAL_COLUMNS),
                      "stage2_train": CsvLog(self.stage2_dir / "train.csv", STAGE2_TRAIN_COLUMNS)}
         self.progress = Progress()
-        self.start_time = time.time()
         self._resume()
 
     # ------------------------------------------------------------------ checkpoints
@@ -272,7 +272,7 @@ class Workspace:
         """Agent steps in blocks: one action per running env (one batched act), then the envs step (in their
         worker processes) while this process runs the updates due at those steps. All envs start their episodes
         together; an env whose episode ended early (the pen dropped) waits for the others. With one env a block
-        is one step: VRL3's loop, in its order (episode end, checkpoint, train row, reset, eval, act, update, step).
+        is one step: VRL3's loop, in its order (train row, episode end, checkpoint, reset, eval, act, update, step).
         """
         cfg, progress, envs = self.cfg, self.progress, self.train_envs.get()
         repeat = cfg["action_repeat"]
@@ -286,6 +286,10 @@ class Workspace:
                    unit="frame", dynamic_ncols=True)
         slots = [_EpisodeSlot() for _ in range(envs.num_envs)]
         while progress.step < total_steps:
+            if progress.step >= progress.next_log_step:  # before the episode that just ended is counted, as VRL3
+                if progress.metric_count > 0:
+                    self._log_train_row()
+                progress.next_log_step = (progress.step // log_every + 1) * log_every
             for slot in slots:
                 if slot.ended and not slot.recorded:
                     self._finish_episode(slot.time_steps, slot.episode_return)
@@ -297,11 +301,6 @@ class Workspace:
                     progress.last_checkpoint_frame = frame
                     self._check_metrics(progress.metric_sums, f"frame {frame}", self.checkpoint_dir)
                     self._save(self.checkpoint_dir)
-            if progress.step >= progress.next_log_step:
-                if progress.metric_count > 0:
-                    self._log_train_row()
-                progress.next_log_step = (progress.step // log_every + 1) * log_every
-            if between_episodes:
                 for index, time_step in envs.call("reset").items():
                     slots[index] = _EpisodeSlot(time_steps=[time_step])
             if progress.step >= progress.next_eval_step:
