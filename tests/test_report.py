@@ -266,6 +266,18 @@ def test_report_files_join_other_contents_of_out(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["figures", "precious.txt", "report.md", "tables"]
 
 
+def test_folders_of_out_that_no_report_wrote_are_kept(tmp_path, capsys):
+    synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
+    (tmp_path / "out" / "figures").mkdir(parents=True)
+    (tmp_path / "out" / "figures" / "mine.png").write_text("a user's figure")
+    code, out, captured = report(tmp_path, tmp_path / "runs", capsys)
+    assert code == 2 and "figures" in captured.err and "report.md" in captured.err
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["mine.png"] and not (out / "tables").exists()
+    (out / "report.md").write_text("an earlier report")  # an earlier report's folders are replaced
+    code, out, _ = report(tmp_path, tmp_path / "runs", capsys)
+    assert code == 0 and not (out / "figures" / "mine.png").exists()
+
+
 def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
     (tmp_path / "out").write_text("not a folder")
@@ -318,6 +330,22 @@ def test_compare_flags_numbers_outside_the_paper():
     ours.loc[0, ["value", "low", "high"]] = [0.95e6, 0.8e6, 1.0e6]
     assert compare(ours, paper).set_index(["task", "method", "metric"])["check"][
         ("relocate", "vrl3", "frames_to_90")] == "paper value within our 95 % CI"
+
+
+def test_the_wider_encoder_variant_is_compared_with_the_papers_wide_vrl3():
+    paper = load_paper(default_paper_file())
+    ours = pd.DataFrame([("relocate", "resnet6_64channel", "sample_efficiency_vs_rrl_pct", 2000.0, 1500.0, 2600.0,
+                          4.05e6)], columns=["task", "method", "metric", "value", "low", "high", "logged_until"])
+    row = compare(ours, paper).set_index(["task", "method", "metric"]).loc[
+        ("relocate", "resnet6_64channel", "sample_efficiency_vs_rrl_pct")]
+    assert row["paper_value"] == 2440 and row["check"] == "paper value within our 95 % CI"
+
+
+def test_report_titles_follow_the_threshold_options(tmp_path, capsys):
+    synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
+    code, out, _ = report(tmp_path, tmp_path / "runs", capsys, "--thresholds", "0.3,0.8", "--window-frames", "100000")
+    assert code == 0
+    assert "## Frames to 30 % / 80 % success (sliding 100k-frame window" in (out / "report.md").read_text()
 
 
 def test_bad_label_is_a_user_error(tmp_path, capsys):

@@ -105,9 +105,18 @@ def load_variants(config_file: Path | None) -> dict:
     return expand_variants(config)
 
 
+REPORT_OUTPUTS = ("figures", "tables", "report.md")
+
+
 def _check_out(out: Path) -> None:
+    """`out` may hold anything; only an earlier report's own outputs (it has report.md) are ever replaced."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and not (out / "report.md").exists():
+        taken = [name for name in REPORT_OUTPUTS if (out / name).exists()]
+        if taken:
+            raise UserError(f"--out {out} already has {taken[0]} but no report.md, so it is not an earlier report: "
+                            f"move it away or give another folder (a report replaces figures/ and tables/)")
 
 
 def _profile_panels(runs: list[Run], budgets: list[int]) -> list[tuple[str, dict]]:
@@ -187,13 +196,14 @@ def build(runs: list[Run], variants: dict, args, out: Path, notes: list[str], wa
     settings = (f"Bootstrap: {reps} resamples (seed {args.seed}); frames-to-threshold window "
                 f"{args.window_frames:,} frames.")
     write_report(out / "report.md", str(args.runs), runs, notes, tables_md, comparison, names + drawn, settings,
-                 figure_map)
+                 figure_map, args.thresholds, f"{args.window_frames / 1000:g}k")
 
 
 def _publish(out: Path, staged: Path) -> None:
     """Move each finished output (figures/, tables/, report.md) from `staged` into `out`, replacing its earlier
     version only once the new one is complete; anything else in `out` (e.g. runs/) is left alone."""
-    for new in sorted(staged.iterdir()):
+    for new in sorted(staged.iterdir(), key=lambda path: path.name != "report.md"):  # report.md first: it marks
+        # `out` as a report's folder, so a rerun after a crash in between may replace the rest
         target = out / new.name
         if target.exists():
             old = out / f".{new.name}.old-{os.getpid()}"

@@ -49,13 +49,20 @@ def load_paper(path: Path) -> pd.DataFrame:
     return table[PAPER_COLUMNS]
 
 
+# our variants that are a method of the paper under another name: the "wider encoder" of the abstract's 2440 %
+PAPER_NAMES = {"resnet6_64channel": "vrl3_wide"}
+
+
 def paper_method_key(method: str, paper_methods: set[str]) -> str:
-    """Our method label -> the paper's method it is compared with: exact match, else the name up to the first `_`.
+    """Our method label -> the paper's method it is compared with: exact match, a PAPER_NAMES entry, else the name
+    up to the first `_`.
 
     So an official variant string `vrl3_ar2_fs3_...` is compared with `vrl3`, and `rrl` with `rrl`.
     """
     if method.lower() in paper_methods:
         return method.lower()
+    if method in PAPER_NAMES:
+        return PAPER_NAMES[method]
     return method.replace("/", "_").split("_")[0].lower()
 
 
@@ -74,7 +81,7 @@ def _hours(runs: list[Run], reps: int, rng, pick) -> tuple | None:
 
 
 def _seconds_after_stage2(run: Run) -> float | None:
-    """total_time of the frame-0 evaluation, logged right after stage 2 (includes demo loading and that eval)."""
+    """total_time of the frame-0 evaluation, logged right after stage 2 (includes loading the demos and that eval)."""
     return float(run.total_time[0]) if run.total_time is not None and run.frames[0] == 0 else None
 
 

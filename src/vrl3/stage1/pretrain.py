@@ -182,6 +182,7 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
             if rank == 0 and settings.print_every and i % settings.print_every == 0:
                 print(f"epoch {epoch} [{i}/{len(train_loader)}] loss {loss.item():.4f} lr {lr:g}", flush=True)
         acc1, acc5 = _evaluate(model, val_loader, device, ks)
+        is_best = acc1 > best_acc1 or not best_path.exists()  # a tie keeps the earlier epoch's file
         best_acc1 = max(best_acc1, acc1)
         metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum.item() / max(seen, 1), "val_acc1": acc1,
                    "val_acc5": acc5, "seconds": time.time() - started}
@@ -190,7 +191,7 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
                   f"top-{ks[1]} {acc5:.2f}  ({metrics['seconds']:.0f} s)", flush=True)
             save_atomic({"epoch": epoch + 1, "arch": settings.arch, "state_dict": model.state_dict(),
                          "best_acc1": best_acc1, "optimizer": optimizer.state_dict()}, checkpoint_path)
-            if acc1 >= best_acc1:
+            if is_best:
                 copy_atomic(checkpoint_path, best_path)
             new_log = not log_path.exists()
             with open(log_path, "a", newline="") as handle:
