@@ -8,7 +8,7 @@ import yaml
 
 from vrl3.pipeline import plan
 from vrl3.pipeline.metrics import stage2_metrics, stage3_metrics
-from vrl3.pipeline.stage_state import STAMP, content_digest, prepare_stage
+from vrl3.pipeline.stage_state import STAMP, SUPERSEDED, content_digest, prepare_stage
 from vrl3.pipeline.variants import selected_variants
 from vrl3.train.config import DEFAULTS_PATH, load_config
 from vrl3.train.stage_keys import stage2_params, stage3_params
@@ -58,6 +58,10 @@ def test_changed_stage3_key_restarts_stage3_only(run_cfg):
     for gone in ("eval.csv", "train.csv", "params.yaml", "checkpoints", "episodes"):
         assert not (run_dir / gone).exists(), gone
     assert json.loads(json.loads((run_dir / STAMP).read_text())["params"]) == stage3_params(changed)
+    # nothing the run produced is lost: the old logs and checkpoints are set aside, only saved episodes go
+    (kept,) = (run_dir / SUPERSEDED).iterdir()
+    assert sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file()) == [
+        "checkpoints/latest.pt", "eval.csv", "params.yaml", "train.csv", STAMP]
 
 
 def test_changed_stage2_agent_key_restarts_both_stages(run_cfg):
@@ -68,7 +72,26 @@ def test_changed_stage2_agent_key_restarts_both_stages(run_cfg):
     assert prepare_stage(changed, 2) == "restart"
     assert sorted(p.name for p in (run_dir / "stage2").iterdir()) == [STAMP]
     assert not (run_dir / "eval.csv").exists() and not (run_dir / "checkpoints").exists()
+    (kept,) = (run_dir / SUPERSEDED).iterdir()
+    assert (kept / "stage2" / "checkpoints" / "latest.pt").exists() and (kept / "eval.csv").exists()
     assert prepare_stage(changed, 3) == "start"  # its old state went with stage 2's
+    changed_again = dict(changed, agent=dict(changed["agent"], cql_weight=3.0))
+    fill_run(run_dir)
+    assert prepare_stage(changed_again, 2) == "restart"
+    assert len(list((run_dir / SUPERSEDED).iterdir())) == 2  # a second restart does not overwrite the first
+
+
+def test_a_run_made_by_vrl3_train_is_adopted_when_its_params_match(run_cfg):
+    run_dir = plan.Path(run_cfg["run_dir"])
+    fill_run(run_dir)  # no workflow stamps: made by `vrl3 train` by hand
+    (run_dir / "stage2" / "params.yaml").write_text(yaml.safe_dump(stage2_params(run_cfg)))
+    (run_dir / "params.yaml").write_text(yaml.safe_dump(stage3_params(run_cfg)))
+    assert prepare_stage(run_cfg, 2) == "resume" and prepare_stage(run_cfg, 3) == "resume"
+    assert (run_dir / "eval.csv").exists() and (run_dir / "episodes").exists()
+    assert not (run_dir / SUPERSEDED).exists()
+    assert prepare_stage(run_cfg, 3) == "resume"  # the stamps written on adoption match from now on
+    changed = dict(run_cfg, num_train_frames=run_cfg["num_train_frames"] + 2)
+    assert prepare_stage(changed, 3) == "restart" and (run_dir / SUPERSEDED).exists()
 
 
 def test_changed_stage3_agent_key_keeps_stage2(run_cfg):

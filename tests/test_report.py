@@ -348,6 +348,13 @@ def test_report_titles_follow_the_threshold_options(tmp_path, capsys):
     assert "## Frames to 30 % / 80 % success (sliding 100k-frame window" in (out / "report.md").read_text()
 
 
+def test_runs_set_aside_by_a_restart_are_not_read(tmp_path, capsys):
+    synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
+    write_eval(tmp_path / "runs" / "door" / "seed1" / "superseded" / "20261126T080000Z", GRID, step_curve(GRID, 0))
+    runs = discover_runs(tmp_path / "runs", warn=pytest.fail)
+    assert [(run.task, run.seed) for run in runs] == [("door", 1)] and runs[0].success[0] == 0
+
+
 def test_bad_label_is_a_user_error(tmp_path, capsys):
     synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
     code, _, captured = report(tmp_path, tmp_path / "runs", capsys, "--label", "nosuch=X")

@@ -17,7 +17,8 @@ from vrl3.train.config import load_config  # the loader `vrl3 train` uses
 
 MESSAGES = {"resume": "resuming (same parameters and inputs as when it started)",
             "start": "starting",
-            "restart": "parameters or inputs changed since it started: removed its old state, starting over"}
+            "restart": "parameters or inputs changed since it started: starting over (its earlier logs, metrics and "
+                       "checkpoints were moved to run_dir/superseded/<time>/)"}
 
 
 def metrics_path(run_dir: str | Path, stage: int) -> Path:
@@ -26,7 +27,7 @@ def metrics_path(run_dir: str | Path, stage: int) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", type=int, choices=[2, 3], required=True,
-                        help="2: stage 2 only; 3: stage 3 (after a finished stage 2)")
+                        help="2: stage 2 only; 3: stage 3 (runs stage 2 first when it is not finished)")
     parser.add_argument("--config", required=True, help="YAML config (overlays config/config.yaml)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="as for `vrl3 train`, e.g. task=door seed=1 demos=DIR run_dir=DIR stage1_checkpoint=null")

@@ -2,21 +2,27 @@
 
 `vrl3 train` resumes from its last checkpoint and refuses a run dir started with other values. Snakemake and DVC
 rerun a stage both after an interruption (resume wanted) and after its parameters or inputs changed (a fresh
-start wanted). A stamp written when a stage starts tells the two apart: same stamp -> resume; other stamp -> delete
-that stage's state (and, for stage 2, stage 3's, which was built on it) and start over.
+start wanted). A stamp written when a stage starts tells the two apart: same stamp -> resume; other stamp -> set
+that stage's state (and, for stage 2, stage 3's, which was built on it) aside and start over. Nothing is deleted
+but the saved stage-3 episodes: logs, metrics and checkpoints move to run_dir/superseded/<UTC time>/. A run that
+`vrl3 train` made without the workflow (no stamp) is adopted and resumed when its params.yaml matches.
 """
 
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from vrl3.pipeline.plan import canonical
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
 STAMP = "workflow_stamp.json"
+SUPERSEDED = "superseded"  # below run_dir: the state of stages that started over (`vrl3 report` skips it)
+RESUME_ONLY = ("episodes",)  # stage 3's saved episodes: read only to resume, and up to tens of GB, so not kept
 # what stage 3 writes beside stage2/ (see vrl3.train.workspace); removed when stage 3 starts over
 STAGE3_STATE = ("checkpoints", "episodes", "eval.csv", "train.csv", "params.yaml", "metrics.json", STAMP)
 IGNORED_INPUT_FILES = {".snakemake_timestamp"}  # Snakemake's marker in directory outputs
@@ -82,27 +88,61 @@ def _write_stamp(path: Path, stamp: dict) -> None:
     tmp.replace(path)
 
 
+def _params_match(path: Path, params: dict) -> bool:
+    try:
+        return path.is_file() and canonical(yaml.safe_load(path.read_text())) == canonical(params)
+    except (yaml.YAMLError, TypeError, ValueError):
+        return False
+
+
+def set_aside(paths: list[Path], run_dir: Path) -> Path:
+    """Move `paths` (inside run_dir) to run_dir/superseded/<UTC time>/, same layout; saved episodes are deleted."""
+    kept = run_dir / SUPERSEDED / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    suffix = 0
+    while kept.exists():
+        suffix += 1
+        kept = kept.with_name(f"{kept.name.split('-')[0]}-{suffix}")
+    for path in paths:
+        if not path.exists():
+            continue
+        if path.parent == run_dir and path.name in RESUME_ONLY:
+            _remove(path)
+            continue
+        target = kept / path.relative_to(run_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
+    return kept
+
+
 def prepare_stage(cfg: dict, stage: int) -> str:
-    """Make run_dir ready for `stage`; returns "resume", "start" (nothing there) or "restart" (stale state removed)."""
+    """Make run_dir ready for `stage`; returns "resume", "start" (nothing there) or "restart" (stale state set aside
+    in run_dir/superseded/)."""
     run_dir = Path(cfg["run_dir"])
     stage3_state = [run_dir / name for name in STAGE3_STATE]
     if stage == 2:
         stamp_path, stamp = run_dir / "stage2" / STAMP, stage2_stamp(cfg)
-        state = [run_dir / "stage2", *stage3_state]
+        state, params_path, params = [run_dir / "stage2", *stage3_state], run_dir / "stage2" / "params.yaml", \
+            stage2_params(cfg)
     else:
         stamp_path, stamp = run_dir / STAMP, stage3_stamp(cfg)
-        state = stage3_state
+        state, params_path, params = stage3_state, run_dir / "params.yaml", stage3_params(cfg)
+    stale = []
     if _read_stamp(stamp_path) == stamp:
         action = "resume"
+    elif not stamp_path.exists() and _params_match(params_path, params):
+        action = "resume"  # made by `vrl3 train` with these values: adopt it (its inputs were not recorded)
+        _write_stamp(stamp_path, stamp)
     else:
         stale = [path for path in state if _holds_something(path)]
-        for path in stale:
-            _remove(path)
-        _write_stamp(stamp_path, stamp)
         action = "restart" if stale else "start"
     if stage == 2 and _read_stamp(run_dir / STAMP) not in (None, stage3_stamp(cfg)):
         # stage 3's state was made with other stage-3 values (`vrl3 train` refuses to load a run dir whose
         # params.yaml disagrees, even for stage 2); stage 3 reruns after this job and would start over anyway
-        for path in stage3_state:
-            _remove(path)
+        stale += [path for path in stage3_state if path not in stale and _holds_something(path)]
+    if stale:
+        set_aside(stale, run_dir)
+    for path in state if action != "resume" else ():
+        _remove(path)  # what is left: empty folders Snakemake made for the job's outputs
+    if action != "resume":
+        _write_stamp(stamp_path, stamp)
     return action

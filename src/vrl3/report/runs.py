@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vrl3.errors import UserError
+from vrl3.pipeline.stage_state import SUPERSEDED
 from vrl3.report import families
 
 RRL_FRAMES_PER_ITERATION = 40_000  # RRL/DAPG: 200 trajectories x 200 steps per iteration (reference §6.2)
@@ -144,7 +145,7 @@ def discover_runs(root: Path, warn) -> list[Run]:
         raise UserError(f"--runs {root}: no such folder; give the folder that holds <task>/seed<N>/eval.csv")
     runs: dict[tuple[str, str, int], Run] = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(name for name in dirnames if name != SUPERSEDED)  # stages that started over
         folder = Path(dirpath)
         if "eval.csv" in filenames:
             log, reader, default_method = folder / "eval.csv", read_eval_csv, "vrl3"
