@@ -64,6 +64,28 @@ def test_cli_bad_config_is_one_line_and_exit_2(tmp_path):
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(UserError, match="nope.yaml"):
         load_config(tmp_path / "nope.yaml")
+    with pytest.raises(UserError, match="is a folder"):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize("text, overrides, message", [
+    ("seed: 1\nagent: {lr: [1, 2\n", [], "at line 3, column 1"),  # the place of a YAML error, on one line
+    ("seed: 1\n", ["seed=[1"], "cannot apply overrides"),
+])
+def test_unreadable_config_or_override_is_one_line(tmp_path, text, overrides, message):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(UserError, match=message) as error:
+        load_config(tmp_path / "c.yaml", overrides)
+    assert "\n" not in str(error.value)
+
+
+def test_run_dir_below_a_file_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    result = subprocess.run([sys.executable, "-m", "vrl3.cli", "train", "--config", str(SMOKE),
+                             f"demos={tmp_path}", f"run_dir={tmp_path / 'afile' / 'run'}"], capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "afile is a file" in result.stderr and (tmp_path / "afile").read_text() == "mine"
 
 
 def test_stage_params_split():

@@ -46,6 +46,13 @@ def validate(config: dict, source: str) -> None:
     raise UserError(f"{source}: bad value for config key '{key}': {error.message}")
 
 
+def _yaml_problem(error: Exception) -> str:
+    """One line: what is wrong and where (PyYAML's message spans several lines, the place last)."""
+    mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
+    text = problem or (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f"{text} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else text
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     """The paper defaults, overlaid by `path`, its per-task overrides and `key=value` dotlist overrides.
 
@@ -53,11 +60,12 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file {path} not found: pass an existing YAML file to --config")
+        what = "is a folder" if path.is_dir() else "not found"
+        raise UserError(f"config file {path} {what}: pass an existing YAML file to --config")
     try:
         config = OmegaConf.merge(OmegaConf.load(DEFAULTS_PATH), OmegaConf.load(path))
     except Exception as error:  # yaml errors come in many classes
-        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]}): fix the file") from None
+        raise UserError(f"{path}: not valid YAML ({_yaml_problem(error)}): fix the file") from None
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} is not key=value: write e.g. seed=2")
@@ -67,7 +75,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
         per_task = (config.get("task_overrides") or {}).get(task_name) or {}
         resolved = OmegaConf.to_container(OmegaConf.merge(config, per_task, cli), resolve=True)
     except Exception as error:
-        raise UserError(f"{path}: cannot apply overrides {list(overrides)}: {error}") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: cannot apply overrides {list(overrides)}: {reason}") from None
     source = f"{path}" + (f" with overrides {' '.join(overrides)}" if overrides else "")
     validate(resolved, source)
     task = get_task(resolved["task"])
