@@ -89,6 +89,8 @@ def test_the_written_config_is_what_vrl3_train_resolves(workdir):
     (["--config", "num_train_frames=-5"], "'num_train_frames'"),
     (["--config", "seeds=[]"], "'seeds'"),
     (["--config", "tasks=[door, kitchen]"], "'tasks.1'"),
+    (["--configfile", "config/smoke.yaml", "--config", "num_demo=30"], "num_demo=30"),  # 3 episodes rendered
+    (["--config", "data_dir=Snakefile"], "data_dir"),
 ])
 def test_bad_config_stops_before_any_job_naming_the_key(workdir, args, key):
     result = snakemake(workdir, "all", "--cores", "1", *args, check=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from vrl3.errors import UserError
 from vrl3.pipeline import variants as variant_specs
 from vrl3.pipeline.variants import merge  # noqa: F401 (dvc_cli and the Snakefile use plan.merge)
 from vrl3.train.config import load_config
@@ -103,7 +104,26 @@ def plan_run(config_file: str | Path, config: dict, variant: variant_specs.Varia
 
 
 def plan_runs(config_file: str | Path, config: dict) -> list[Run]:
-    return [plan_run(config_file, config, variant, task, seed) for variant, task, seed in runs(config)]
+    check_paths(config)
+    planned = [plan_run(config_file, config, variant, task, seed) for variant, task, seed in runs(config)]
+    rendered = config["demo_source"]["episodes"]
+    for run in planned:
+        if run.cfg["num_demo"] > rendered:
+            raise UserError(f"config key num_demo={run.cfg['num_demo']} (run {run.variant}/{run.task}/seed{run.seed}) "
+                            f"is more than the demo_source.episodes={rendered} the workflow renders: raise "
+                            f"demo_source.episodes or lower num_demo")
+    return planned
+
+
+def check_paths(config: dict) -> None:
+    """Before any job: the output folders are not files. (Mirrors are checked by the jobs that read them: a mirror
+    that moved away after the demos were rendered is no error.)"""
+    for key in ("results_dir", "data_dir"):
+        for place in (Path(config[key]), *Path(config[key]).parents):
+            if place.exists():
+                if not place.is_dir():
+                    raise UserError(f"config key {key}: {place} is a file; give a folder")
+                break
 
 
 def stage1_archs(planned: list[Run]) -> list[str]:
