@@ -278,6 +278,14 @@ def test_folders_of_out_that_no_report_wrote_are_kept(tmp_path, capsys):
     assert code == 0 and not (out / "figures" / "mine.png").exists()
 
 
+def test_a_failed_report_leaves_no_new_out_folder(tmp_path, capsys):
+    synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
+    (tmp_path / "empty.csv").write_text("")
+    code = main(["report", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "new" / "out"),
+                 "--bootstrap", "50", "--paper", str(tmp_path / "empty.csv")])
+    assert code == 2 and "empty.csv" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+
 def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
     (tmp_path / "out").write_text("not a folder")
