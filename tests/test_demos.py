@@ -250,6 +250,54 @@ def test_failed_run_leaves_neither_partial_nor_damaged_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_staged_output_refuses_a_folder_it_did_not_write(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="no manifest.json"):
+        with staged_output(out) as writer:
+            writer.write_manifest({"task": "door"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    with staged_output(out) as writer:  # an empty folder is taken
+        writer.write_manifest({"task": "door"})
+    assert sorted(p.name for p in out.iterdir()) == ["episodes", "manifest.json"]
+
+
+def test_out_with_user_files_is_refused_before_any_work(mirror, tmp_path, capsys, monkeypatch):
+    import minari.storage.hosting
+
+    def no_network(*args, **kwargs):
+        raise ConnectionError("network unreachable")
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    monkeypatch.setattr(minari.storage.hosting, "download_dataset", no_network)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    for argv in (["--task", "door", "--source", "human", "--mirror", mirror, "--episodes", 1],
+                 ["--task", "kitchen-complete", "--source", "minari", "--episodes", 1]):
+        code, stdout, err = run_demos([*argv, "--out", out], capsys)
+        assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1, (argv, err)
+        assert f"--out {out}" in err and "manifest.json" in err, (argv, err)
+        assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_out_holding_the_current_folder_is_refused(mirror, tmp_path, capsys, monkeypatch):
+    earlier = tmp_path / "earlier"
+    (earlier / "episodes").mkdir(parents=True)
+    (earlier / "manifest.json").write_text("{}")
+    for cwd, out in ((earlier, "."), (earlier / "episodes", "..")):
+        monkeypatch.chdir(cwd)
+        code, _, err = run_demos(["--task", "door", "--source", "human", "--mirror", mirror, "--episodes", 1,
+                                  "--out", out], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "current folder" in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier"]
+        assert sorted(p.name for p in earlier.iterdir()) == ["episodes", "manifest.json"]
+        assert list((earlier / "episodes").iterdir()) == []
+
+
 def _mirror_with(tmp_path: Path, name: str, content: bytes) -> Path:
     folder = tmp_path / "mirror"
     (folder / name).parent.mkdir(parents=True, exist_ok=True)

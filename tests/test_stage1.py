@@ -73,6 +73,31 @@ def test_bad_arguments_are_user_errors(image_folder, tmp_path, capsys):
     assert "resnet6_32channel" in capsys.readouterr().err
 
 
+def test_out_that_is_a_file_is_a_user_error(image_folder, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    for out in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "sub"):
+        assert run_pretrain(image_folder, out, epochs=1) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"--out {out}" in err and "is a file" in err, err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_resume_with_other_classes_names_the_difference(image_folder, tmp_path, capsys):
+    out = tmp_path / "stage1"
+    assert run_pretrain(image_folder, out, epochs=1) == 0
+    checkpoint = (out / f"{ARCH}_checkpoint.pth.tar").read_bytes()
+    two_classes = tmp_path / "two_classes"
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            shutil.copytree(image_folder / split / label, two_classes / split / label)
+    capsys.readouterr()
+    assert run_pretrain(two_classes, out, epochs=2) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "3 classes" in err and "holds 2" in err and "another --out" in err, err
+    assert (out / f"{ARCH}_checkpoint.pth.tar").read_bytes() == checkpoint
+
+
 def test_topk_and_learning_rate_schedule():
     logits = torch.tensor([[0.1, 0.5, 0.2, 0.0], [0.9, 0.0, 0.05, 0.3], [0.0, 0.1, 0.2, 0.3]])
     target = torch.tensor([1, 3, 0])

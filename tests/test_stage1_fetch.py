@@ -4,21 +4,36 @@ import hashlib
 import json
 
 import pytest
+import torch
 
+from vrl3.agent import make_resnet84
 from vrl3.cli import main
 from vrl3.stage1 import fetch
 
 ARCH = "resnet6_32channel"
 
 
+def checkpoint_bytes(tmp_path, model_arch=ARCH, **extra) -> bytes:
+    """A checkpoint in the authors' layout (DataParallel `module.` keys, 1000-class fc)."""
+    state = {f"module.{k}": v for k, v in make_resnet84(model_arch).state_dict().items()}
+    path = tmp_path / "made.pth.tar"
+    torch.save({"epoch": 90, "state_dict": state, **extra}, path)
+    payload = path.read_bytes()
+    path.unlink()
+    return payload
+
+
+def run_mirror(mirror, out) -> int:
+    return main(["encoder", "--source", "mirror", "--arch", ARCH, "--mirror", str(mirror), "--out", str(out)])
+
+
 def test_mirror_copy_is_verified_and_recorded(tmp_path, capsys):
     mirror = tmp_path / "mirror" / "trained_models"
     mirror.mkdir(parents=True)
-    payload = b"not really a checkpoint, but bytes to copy"
+    payload = checkpoint_bytes(tmp_path, arch=ARCH)
     (mirror / f"{ARCH}_checkpoint.pth.tar").write_bytes(payload)
     out = tmp_path / "data" / "stage1" / f"{ARCH}_checkpoint.pth.tar"
-    assert main(["encoder", "--source", "mirror", "--arch", ARCH, "--mirror", str(mirror.parent),
-                 "--out", str(out)]) == 0
+    assert run_mirror(mirror.parent, out) == 0
     assert out.read_bytes() == payload
     record = json.loads(out.with_name(out.name + ".json").read_text())
     assert record["sha256"] == hashlib.sha256(payload).hexdigest()
@@ -63,3 +78,39 @@ def test_offline_fetch_is_one_line_naming_the_fix(tmp_path, capsys, monkeypatch)
 def test_unknown_arch_is_refused(tmp_path):
     assert main(["encoder", "--source", "mirror", "--arch", "resnet7", "--mirror", str(tmp_path),
                  "--out", str(tmp_path / "x")]) == 2
+
+
+BAD_CHECKPOINTS = {
+    "empty": lambda tmp_path: b"",
+    "text": lambda tmp_path: b"garbage\n",
+    "other_arch": lambda tmp_path: checkpoint_bytes(tmp_path, model_arch="resnet6_64channel"),
+    "other_arch_recorded": lambda tmp_path: checkpoint_bytes(tmp_path, arch="resnet10_32channel"),
+}
+BAD_CHECKPOINT_MESSAGES = {"empty": "cannot be loaded", "text": "cannot be loaded", "other_arch": "shapes differ",
+                           "other_arch_recorded": "is for arch 'resnet10_32channel'"}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CHECKPOINTS))
+def test_a_file_training_cannot_load_is_refused_at_copy_time(case, tmp_path, capsys):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    source = mirror / f"{ARCH}_checkpoint.pth.tar"
+    source.write_bytes(BAD_CHECKPOINTS[case](tmp_path))
+    out = tmp_path / "stage1" / "enc.pth.tar"
+    assert run_mirror(mirror, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(source) in err and BAD_CHECKPOINT_MESSAGES[case] in err, err
+    assert "unpinned" not in err and ".part" not in err
+    assert list(out.parent.iterdir()) == []  # no checkpoint, no .json, no temp file
+
+
+def test_out_that_is_a_folder_is_refused_up_front(tmp_path, capsys):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / f"{ARCH}_checkpoint.pth.tar").write_bytes(checkpoint_bytes(tmp_path))
+    out = tmp_path / "stage1"
+    out.mkdir()
+    assert run_mirror(mirror, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--out {out} is a folder" in err, err
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["mirror", "stage1"]

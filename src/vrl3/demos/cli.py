@@ -14,7 +14,7 @@ from vrl3.demos.minari_source import demos_from_minari, load_minari_dataset, min
 from vrl3.demos.replay import REPLAYS
 from vrl3.demos.sources import default_cache_dir, demo_file_name, fetch_hand_dapg_file, policy_file_name
 from vrl3.demos.state_layout import LAYOUTS
-from vrl3.demos.store import episode_arrays, episode_summary, staged_output
+from vrl3.demos.store import check_out_dir, episode_arrays, episode_summary, staged_output
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
 from vrl3.tasks import TASKS, KitchenTask, get_task
@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, metavar="{" + ",".join(SOURCES) + "}",
                         help="human: the 25 DAPG human demos; expert: rollouts of the DAPG expert policy; "
                              "minari: D4RL/<task>/human-v2 (kitchen tasks: D4RL/kitchen/<dataset>-v2)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (replaced only on success)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder: new, empty, or an earlier demos output (replaced only on success)")
     parser.add_argument("--mirror", type=Path, help="local copy of hand_dapg's dapg folder (demonstrations/, "
                                                     "policies/) instead of downloading")
     parser.add_argument("--cache", type=Path, help="download cache (default: $VRL3_CACHE or data/downloads)")
@@ -57,8 +58,7 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UserError("--mirror applies to --source human/expert; Minari reads $MINARI_DATASETS_PATH")
     if args.mirror is not None and not args.mirror.is_dir():
         raise UserError(f"--mirror {args.mirror} is not a folder: name a copy of hand_dapg's dapg folder")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} is a file: name a folder (it is created, or replaced if it exists)")
+    check_out_dir(args.out)
 
 
 def _recorded_demos(args: argparse.Namespace) -> tuple[list[dict], dict, list[str]]:

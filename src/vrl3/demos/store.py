@@ -67,12 +67,28 @@ class DemoWriter:
         (self.folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
-@contextmanager
-def staged_output(out_dir: Path) -> Iterator[DemoWriter]:
-    """A writer on a temp folder beside out_dir; renamed to out_dir (replacing an old one) if the block succeeds."""
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an --out that cannot be replaced, or whose replacement would delete files no demos run wrote."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file: name a folder (it is created, or replaced if it exists)")
+        raise UserError(f"--out {out_dir} is a file: name a folder (it is created, or replaced if it is an "
+                        f"earlier demos output)")
+    if not out_dir.exists():
+        return
+    if Path.cwd().resolve().is_relative_to(out_dir.resolve()):
+        raise UserError(f"--out {out_dir} is the current folder or holds it, so it cannot be replaced: name a "
+                        f"folder below it, e.g. --out demos")
+    if any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+        raise UserError(f"--out {out_dir} holds files but no manifest.json, so it is not an earlier `vrl3 demos` "
+                        f"output (only those are replaced): name a new or empty folder")
+
+
+@contextmanager
+def staged_output(out_dir: Path) -> Iterator[DemoWriter]:
+    """A writer on a temp folder beside out_dir; renamed to out_dir (replacing an earlier demos output) if the
+    block succeeds."""
+    check_out_dir(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # a path ending in `..` has no usable name or parent
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.partial-"))
     stage.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary output folder

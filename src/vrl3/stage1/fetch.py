@@ -3,7 +3,8 @@
 The file is `vrl3data/trained_models/<arch>_checkpoint.pth.tar` (reference §1.3: the last-epoch file). Every copy
 is checked against vrl3/data/stage1_checksums.json; no sha256 is published for these files, so an unknown sum is
 accepted with a warning and recorded beside the checkpoint in `<file>.json` (as `vrl3 demos` records unpinned
-demos in its manifest). The checkpoint appears atomically: a half-written file never has the final name.
+demos in its manifest). The copy must load into the arch's encoder as training loads it (strict,
+weights_only). The checkpoint appears atomically: a half-written file never has the final name.
 """
 
 import json
@@ -89,10 +90,17 @@ def _verify(path: Path, name: str, origin: str, fix: str) -> EncoderFile:
     if expected is not None and digest != expected:
         raise UserError(f"{origin} has sha256 {digest}, expected {expected} for the authors' {name}: the file is "
                         f"corrupted or not the original; {fix}")
-    if expected is None:
-        print(f"warning: {name} has no registered sha256; accepted {origin} with sha256 {digest} (unpinned, "
-              f"recorded in the .json beside the checkpoint)", file=sys.stderr)
     return EncoderFile(name, origin, digest, pinned=expected is not None)
+
+
+def _check_loadable(path: Path, arch: str, origin: str) -> None:
+    """Load the file as training will (strict, weights_only), so a bad file fails here and not in every job."""
+    from vrl3.agent.encoder import load_stage1_checkpoint, make_resnet84  # imported here: it pulls in torch
+
+    try:
+        load_stage1_checkpoint(make_resnet84(arch, num_classes=None), path)
+    except UserError as error:
+        raise UserError(str(error).replace(str(path), origin)) from None  # the temp file's name means nothing
 
 
 def _publish(temp: Path, record: EncoderFile, out: Path) -> None:
@@ -108,7 +116,12 @@ def get_encoder(arch: str, source: str, out: str | Path, mirror: str | Path | No
     """Place the authors' `<arch>_checkpoint.pth.tar` at `out`, from Google Drive (fetch) or a folder (mirror)."""
     name = checkpoint_name(arch)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder: name the checkpoint file, e.g. --out {out / name}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"--out {out}: its folder {out.parent} cannot be created, a file is in the way") from None
     handle, temp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(handle)
     temp = Path(temp_name)
@@ -129,6 +142,10 @@ def get_encoder(arch: str, source: str, out: str | Path, mirror: str | Path | No
             record = _verify(temp, name, f"Google Drive file {file_id}", "retry, or fetch it by hand (mirror)")
         else:
             raise UserError(f"--source {source!r}: choose fetch or mirror")
+        _check_loadable(temp, arch, record.origin)
+        if not record.pinned:
+            print(f"warning: {name} has no registered sha256; accepted {record.origin} with sha256 {record.sha256} "
+                  f"(unpinned, recorded in the .json beside the checkpoint)", file=sys.stderr)
         _publish(temp, record, out)
         return record
     finally:

@@ -103,20 +103,38 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return dist.get_rank(), world_size, torch.device("cpu")
 
 
-def _resume(path: Path, arch: str, model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+def check_out(out: Path) -> None:
+    """--out must be a folder or not exist yet (nor sit below a file)."""
+    existing = next(path for path in (out, *out.parents) if path.exists())
+    if not existing.is_dir():
+        raise UserError(f"--out {out}: {existing} is a file; name a folder (it is created if missing)")
+
+
+def _resume(path: Path, arch: str, num_classes: int, model: nn.Module,
+            optimizer: torch.optim.Optimizer) -> tuple[int, float]:
     if not path.is_file():
         return 0, 0.0
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        recorded_arch = checkpoint["arch"]
+        state = {k.removeprefix("module."): v for k, v in checkpoint["state_dict"].items()}
+        epoch, best_acc1 = int(checkpoint["epoch"]), float(checkpoint["best_acc1"])
     except Exception as error:  # noqa: BLE001
-        raise UserError(f"cannot resume from {path} ({type(error).__name__}); delete it to start over") from None
-    if checkpoint.get("arch") != arch:
-        raise UserError(f"{path} is a checkpoint of {checkpoint.get('arch')!r}, not {arch!r}: "
-                        f"use another --out or delete it")
-    state = {k.removeprefix("module."): v for k, v in checkpoint["state_dict"].items()}
-    model.load_state_dict(state)
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    return int(checkpoint["epoch"]), float(checkpoint["best_acc1"])
+        raise UserError(f"cannot resume from {path} ({type(error).__name__}); use another --out or delete it "
+                        f"to start over") from None
+    if recorded_arch != arch:
+        raise UserError(f"{path} is a checkpoint of {recorded_arch!r}, not {arch!r}: use another --out or delete it")
+    fc_weight = state.get("fc.weight")
+    if isinstance(fc_weight, torch.Tensor) and fc_weight.shape[0] != num_classes:
+        raise UserError(f"{path} was trained on {fc_weight.shape[0]} classes but --data holds {num_classes}: "
+                        f"resuming needs the same classes; use another --out or delete it")
+    try:
+        model.load_state_dict(state)
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    except (KeyError, RuntimeError, ValueError) as error:
+        detail = " ".join(str(error).split())[:300] or type(error).__name__  # torch's message spans lines
+        raise UserError(f"cannot resume from {path} ({detail}); use another --out or delete it") from None
+    return epoch, best_acc1
 
 
 def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device, ks: tuple[int, ...]) -> list[float]:
@@ -132,9 +150,10 @@ def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device, ks: tu
 
 def pretrain(settings: PretrainSettings) -> dict[str, float]:
     """Train (or continue training) and return the last epoch's metrics."""
+    out = Path(settings.out)
+    check_out(out)
     train_set, val_set = _image_folders(Path(settings.data))
     rank, world_size, device = _setup_distributed()
-    out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint_path, best_path = checkpoint_paths(out, settings.arch)
     num_classes = len(train_set.classes)
@@ -145,7 +164,7 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
                           generator=torch.Generator().manual_seed(settings.seed)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
-    start_epoch, best_acc1 = _resume(checkpoint_path, settings.arch, model, optimizer)
+    start_epoch, best_acc1 = _resume(checkpoint_path, settings.arch, num_classes, model, optimizer)
     trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                   else None) if world_size > 1 else model
 
