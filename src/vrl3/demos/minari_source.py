@@ -38,8 +38,8 @@ def load_minari_dataset(dataset_id: str) -> Any:
                             f"pip install 'minari[hdf5]' (or [arrow]), or delete {local} to download it "
                             f"again") from None
         raise UserError(f"Minari dataset {dataset_id} is neither in {_datasets_root()} (MINARI_DATASETS_PATH) nor "
-                        f"downloadable ({reason}); fix: go online with pip install 'minari[hf,hdf5]' and rerun "
-                        f"(or `minari download {dataset_id}`), or copy the dataset into "
+                        f"downloadable ({reason}); fix: rerun with network access (or `minari download {dataset_id}` "
+                        f"where there is one), or copy the dataset into "
                         f"$MINARI_DATASETS_PATH/{dataset_id}") from None
 
 
