@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # pytest's importlib mode does not put tests/ on sys.path
-from workflow_support import BIN, REPO, TINY, make_workdir, run, shared_door_demos, snakemake  # noqa: E402
+from workflow_support import BIN, REPO, TINY, env, make_workdir, run, shared_door_demos, snakemake  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +67,98 @@ def dvc_stage_names(repo: Path) -> set[str]:
 
 def test_committed_dvc_files_are_generated_from_the_paper_config():
     run([str(BIN / "vrl3"), "dvc-config", "--check"], cwd=REPO)
+
+
+def dvc_config(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """`vrl3 dvc-config` in a folder, its exit status and output kept (not raised)."""
+    return subprocess.run([str(BIN / "vrl3"), "dvc-config", *args], cwd=folder, env=env(), capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def one_line_error(result: subprocess.CompletedProcess, status: int = 2) -> str:
+    assert result.returncode == status, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    return result.stderr
+
+
+def test_a_hand_edit_of_params_yaml_is_never_dropped(tmp_path):
+    """docs/workflow.md lets a user edit params.yaml for DVC: regenerating must not silently reset the value."""
+    assert dvc_config(tmp_path).returncode == 0
+    params, pipeline = tmp_path / "params.yaml", tmp_path / "dvc.yaml"
+    assert "not Snakemake" in params.read_text()  # the header says what the doc says
+    edited = re.sub(r"(?m)^num_train_frames: \d+$", "num_train_frames: 2000000", params.read_text())
+    params.write_text(edited)
+    dvc_yaml = pipeline.read_text()
+
+    check = one_line_error(dvc_config(tmp_path, "--check"), status=1)
+    assert "params.yaml (num_train_frames differs from the config) was edited" in check
+    assert "out of date" not in check and "--force" in check
+
+    refused = one_line_error(dvc_config(tmp_path))
+    assert "nothing written" in refused and "num_train_frames" in refused and "--force" in refused
+    assert params.read_text() == edited and pipeline.read_text() == dvc_yaml
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    # carried into the config (here --set): the file is the config's again and is replaced, --check agrees
+    assert dvc_config(tmp_path, "--set", "num_train_frames=2000000").returncode == 0
+    assert yaml.safe_load(params.read_text())["num_train_frames"] == 2000000
+    assert dvc_config(tmp_path, "--set", "num_train_frames=2000000", "--check").returncode == 0
+
+    # --force discards an edit, by request only
+    params.write_text(params.read_text().replace("num_train_frames: 2000000", "num_train_frames: 3000000"))
+    forced = dvc_config(tmp_path, "--force")
+    assert forced.returncode == 0 and "discarded the edits: num_train_frames" in forced.stdout
+    assert yaml.safe_load(params.read_text())["num_train_frames"] == 4100000
+    assert dvc_config(tmp_path, "--check").returncode == 0
+
+
+def test_check_tells_out_of_date_from_edited_and_dvc_exp_edits_are_kept(tmp_path):
+    from dvc.utils.hydra import apply_overrides  # what `dvc exp run -S` does to params.yaml
+
+    assert dvc_config(tmp_path, "--set", "seeds=[1]").returncode == 0
+    stale = one_line_error(dvc_config(tmp_path, "--check"), status=1)  # the config changed, nobody edited a file
+    assert "params.yaml, dvc.yaml out of date: run `vrl3 dvc-config`" in stale and "edited" not in stale
+    assert dvc_config(tmp_path).returncode == 0  # files as written are replaced freely
+
+    params = tmp_path / "params.yaml"
+    apply_overrides(str(params), ["agent.lr=0.0005"])  # DVC rewrites the layout (null -> empty) and keeps comments
+    edited = params.read_text()
+    refused = one_line_error(dvc_config(tmp_path))
+    assert "params.yaml (agent.lr differs from the config)" in refused and params.read_text() == edited
+    assert dvc_config(tmp_path, "--set", "agent.lr=0.0005").returncode == 0  # same values, DVC's layout: replaced
+
+    params.write_text(params.read_text() + "# why lr=5e-4: see notes\n")  # a comment of the user's own
+    kept = one_line_error(dvc_config(tmp_path, "--set", "agent.lr=0.0005"))
+    assert "comments of its own" in kept and params.read_text().endswith("see notes\n")
+
+    (tmp_path / "dvc.yaml").write_text((tmp_path / "dvc.yaml").read_text() + "  mine:\n    cmd: echo hi\n")
+    both = one_line_error(dvc_config(tmp_path, "--set", "agent.lr=0.0005", "--check"), status=1)
+    assert "params.yaml (comments" in both and "dvc.yaml (stages.mine.cmd differs from the config)" in both
+
+
+def test_params_yaml_without_a_digest_counts_as_edited(tmp_path):
+    """A params.yaml of an older vrl3 dvc-config, or hand-written: replaced only where nothing in it would be lost."""
+    assert dvc_config(tmp_path).returncode == 0
+    params = tmp_path / "params.yaml"
+    values = yaml.safe_load(params.read_text())
+    params.write_text("# Generated by `vrl3 dvc-config` from the config files; edit those and rerun it.\n"
+                      + yaml.safe_dump(values, sort_keys=False))
+    assert dvc_config(tmp_path).returncode == 0  # the config's values: nothing to lose
+    params.write_text(yaml.safe_dump(values | {"num_train_frames": 123}, sort_keys=False))
+    assert "num_train_frames differs" in one_line_error(dvc_config(tmp_path))
+    assert yaml.safe_load(params.read_text())["num_train_frames"] == 123
+
+
+def test_out_dir_that_is_a_file_is_refused_in_one_line(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    for args in (["--out-dir", "afile"], ["--out-dir", "afile/sub"], ["--out-dir", "afile", "--check"]):
+        error = one_line_error(dvc_config(tmp_path, *args))
+        assert "--out-dir" in error and "afile is a file, not a folder" in error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["afile"] and afile.read_text() == "mine\n"
+    (tmp_path / "sub/params.yaml").mkdir(parents=True)
+    error = one_line_error(dvc_config(tmp_path, "--out-dir", "sub"))
+    assert "sub/params.yaml exists and is not a file" in error and not (tmp_path / "sub/dvc.yaml").exists()
 
 
 VARIANTS = "run_variants=[vrl3,drqv2fd,stage1_random]"
