@@ -17,7 +17,7 @@ from vrl3.train.config import load_config  # the loader `vrl3 train` uses
 
 MESSAGES = {"resume": "resuming (same parameters and inputs as when it started)",
             "start": "starting",
-            "restart": "parameters or inputs changed since it started: starting over (its earlier logs, metrics and "
+            "restart": "parameters or inputs changed since it started: starting over (its earlier logs, params and "
                        "checkpoints were moved to run_dir/superseded/<time>/)"}
 
 

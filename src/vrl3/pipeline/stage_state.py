@@ -4,7 +4,7 @@
 rerun a stage both after an interruption (resume wanted) and after its parameters or inputs changed (a fresh
 start wanted). A stamp written when a stage starts tells the two apart: same stamp -> resume; other stamp -> set
 that stage's state (and, for stage 2, stage 3's, which was built on it) aside and start over. Nothing is deleted
-but the saved stage-3 episodes: logs, metrics and checkpoints move to run_dir/superseded/<UTC time>/. A run that
+but the saved stage-3 episodes: logs, params and checkpoints move to run_dir/superseded/<UTC time>/. A run that
 `vrl3 train` made without the workflow (no stamp) is adopted and resumed when its params.yaml matches.
 """
 
