@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from vrl3.errors import UserError
+from vrl3.paths import file_in_the_way
 from vrl3.pipeline import variants as variant_specs
 from vrl3.pipeline.variants import merge  # noqa: F401 (dvc_cli and the Snakefile use plan.merge)
 from vrl3.train.config import load_config
@@ -119,11 +120,8 @@ def check_paths(config: dict) -> None:
     """Before any job: the output folders are not files. (Mirrors are checked by the jobs that read them: a mirror
     that moved away after the demos were rendered is no error.)"""
     for key in ("results_dir", "data_dir"):
-        for place in (Path(config[key]), *Path(config[key]).parents):
-            if place.exists():
-                if not place.is_dir():
-                    raise UserError(f"config key {key}: {place} is a file; give a folder")
-                break
+        if (blocker := file_in_the_way(config[key])) is not None:
+            raise UserError(f"config key {key}: {blocker} is a file; give a folder")
 
 
 def stage1_archs(planned: list[Run]) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vrl3.checksum import sha256_of
 from vrl3.errors import UserError
+from vrl3.paths import file_in_the_way
 
 NETWORK_TIMEOUT_S = 60
 
@@ -118,10 +119,9 @@ def get_encoder(arch: str, source: str, out: str | Path, mirror: str | Path | No
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder: name the checkpoint file, e.g. --out {out / name}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"--out {out}: its folder {out.parent} cannot be created, a file is in the way") from None
+    if file_in_the_way(out.parent) is not None:
+        raise UserError(f"--out {out}: its folder {out.parent} cannot be created, a file is in the way")
+    out.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(handle)
     temp = Path(temp_name)

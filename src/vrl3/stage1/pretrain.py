@@ -21,6 +21,7 @@ from torchvision import datasets, transforms
 
 from vrl3.agent.encoder import IMAGENET_MEAN, IMAGENET_STD, make_resnet84
 from vrl3.errors import UserError
+from vrl3.paths import file_in_the_way
 
 LR_DECAY_EVERY_EPOCHS = 30
 
@@ -105,9 +106,8 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
 
 def check_out(out: Path) -> None:
     """--out must be a folder or not exist yet (nor sit below a file)."""
-    existing = next(path for path in (out, *out.parents) if path.exists())
-    if not existing.is_dir():
-        raise UserError(f"--out {out}: {existing} is a file; name a folder (it is created if missing)")
+    if (blocker := file_in_the_way(out)) is not None:
+        raise UserError(f"--out {out}: {blocker} is a file; name a folder (it is created if missing)")
 
 
 def _resume(path: Path, arch: str, num_classes: int, model: nn.Module,

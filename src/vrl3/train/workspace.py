@@ -13,6 +13,7 @@ from tqdm import tqdm
 from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
 from vrl3.envs.vector import EnvPool, LazyEnvPool, env_seeds
 from vrl3.errors import UserError
+from vrl3.paths import file_in_the_way
 from vrl3.replay import ReplayBuffer, batch_to
 from vrl3.tasks import get_task
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
@@ -74,15 +75,6 @@ def _check_params(path: Path, params: dict) -> None:
                             "use a new run_dir, or delete that folder to start over")
 
 
-def _check_folder(path: Path, key: str) -> None:
-    """A folder that exists or can be made: not a file, nor below one."""
-    for place in (path, *path.parents):
-        if place.exists():
-            if not place.is_dir():
-                raise UserError(f"{key}={path}: {place} is a file, not a folder: give a folder path")
-            return
-
-
 def _write_yaml(path: Path, params: dict) -> None:
     """Write atomically (a kill leaves the old file or the new one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +92,8 @@ class Workspace:
             raise UserError("config key demos is not set: pass demos=DIR (a `vrl3 demos` output folder)")
         self.cfg = cfg
         self.run_dir = Path(cfg["run_dir"])
-        _check_folder(self.run_dir, "run_dir")
+        if (blocker := file_in_the_way(self.run_dir)) is not None:
+            raise UserError(f"run_dir={self.run_dir}: {blocker} is a file, not a folder: give a folder path")
         self.task = get_task(cfg["task"])
         self.device = resolve_device(cfg["device"])
         self.replay_device = self.device if cfg["replay_device"] == "auto" else resolve_device(cfg["replay_device"])
