@@ -119,13 +119,12 @@ def prepare_stage(cfg: dict, stage: int) -> str:
     in run_dir/superseded/)."""
     run_dir = Path(cfg["run_dir"])
     stage3_state = [run_dir / name for name in STAGE3_STATE]
+    stage_dir = run_dir / "stage2" if stage == 2 else run_dir
+    stamp_path, params_path = stage_dir / STAMP, stage_dir / "params.yaml"
     if stage == 2:
-        stamp_path, stamp = run_dir / "stage2" / STAMP, stage2_stamp(cfg)
-        state, params_path, params = [run_dir / "stage2", *stage3_state], run_dir / "stage2" / "params.yaml", \
-            stage2_params(cfg)
+        stamp, params, state = stage2_stamp(cfg), stage2_params(cfg), [stage_dir, *stage3_state]
     else:
-        stamp_path, stamp = run_dir / STAMP, stage3_stamp(cfg)
-        state, params_path, params = stage3_state, run_dir / "params.yaml", stage3_params(cfg)
+        stamp, params, state = stage3_stamp(cfg), stage3_params(cfg), stage3_state
     stale = []
     if _read_stamp(stamp_path) == stamp:
         action = "resume"
@@ -141,8 +140,8 @@ def prepare_stage(cfg: dict, stage: int) -> str:
         stale += [path for path in stage3_state if path not in stale and _holds_something(path)]
     if stale:
         set_aside(stale, run_dir)
-    for path in state if action != "resume" else ():
-        _remove(path)  # what is left: empty folders Snakemake made for the job's outputs
     if action != "resume":
+        for path in state:
+            _remove(path)  # what is left: empty folders Snakemake made for the job's outputs
         _write_stamp(stamp_path, stamp)
     return action
