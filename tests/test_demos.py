@@ -264,6 +264,14 @@ def test_staged_output_refuses_a_folder_it_did_not_write(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["episodes", "manifest.json"]
 
 
+def test_out_below_a_file_is_refused(tmp_path):
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(UserError, match="below the file"):
+        with staged_output(tmp_path / "afile" / "out"):
+            pass
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 def test_out_with_user_files_is_refused_before_any_work(mirror, tmp_path, capsys, monkeypatch):
     import minari.storage.hosting
 

@@ -18,6 +18,7 @@ import numpy as np
 from vrl3.checksum import sha256_of
 from vrl3.envs.timestep import TimeStep
 from vrl3.errors import UserError
+from vrl3.paths import file_in_the_way
 
 EPISODE_KEYS = ("frame", "sensor", "action", "reward", "discount", "n_goal_achieved")
 
@@ -70,8 +71,9 @@ class DemoWriter:
 def check_out_dir(out_dir: Path) -> None:
     """Refuse an --out that cannot be replaced, or whose replacement would delete files no demos run wrote."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file: name a folder (it is created, or replaced if it is an "
+    if (blocker := file_in_the_way(out_dir)) is not None:
+        what = "is a file" if blocker == out_dir else f"is below the file {blocker}"
+        raise UserError(f"--out {out_dir} {what}: name a folder (it is created, or replaced if it is an "
                         f"earlier demos output)")
     if not out_dir.exists():
         return
