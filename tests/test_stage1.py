@@ -33,9 +33,9 @@ def image_folder(tmp_path_factory):
     return root
 
 
-def run_pretrain(data, out, epochs):
+def run_pretrain(data, out, epochs, *extra):
     return main(["pretrain", "--data", str(data), "--arch", ARCH, "--epochs", str(epochs), "--batch-size", "4",
-                 "--workers", "0", "--out", str(out), "--seed", "0"])
+                 "--workers", "0", "--out", str(out), "--seed", "0", *extra])
 
 
 def test_pretrain_writes_loadable_checkpoint_and_resumes(image_folder, tmp_path):
@@ -45,7 +45,10 @@ def test_pretrain_writes_loadable_checkpoint_and_resumes(image_folder, tmp_path)
     assert checkpoint_path.is_file() and (out / f"{ARCH}_model_best.pth.tar").is_file()
     assert not list(out.glob("*.tmp"))
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    assert set(checkpoint) == {"epoch", "arch", "state_dict", "best_acc1", "optimizer"}
+    # the authors' keys, plus what a resume checks
+    assert set(checkpoint) == {"epoch", "arch", "state_dict", "best_acc1", "optimizer", "classes", "settings"}
+    assert checkpoint["classes"] == ["a", "b", "c"]
+    assert checkpoint["settings"] == {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 4, "seed": 0}
     assert checkpoint["epoch"] == 1 and checkpoint["arch"] == ARCH
     assert checkpoint["optimizer"]["param_groups"][0]["momentum"] == 0.9
     assert checkpoint["optimizer"]["param_groups"][0]["weight_decay"] == 1e-4
@@ -128,3 +131,21 @@ def test_distributed_pretraining_under_torchrun(image_folder, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     checkpoint = out / f"{ARCH}_checkpoint.pth.tar"
     load_stage1_checkpoint(make_resnet84(ARCH, num_classes=None), checkpoint)
+
+
+def test_resume_with_other_class_names_or_settings_is_refused(image_folder, tmp_path, capsys):
+    out = tmp_path / "stage1"
+    assert run_pretrain(image_folder, out, epochs=1) == 0
+    checkpoint = (out / f"{ARCH}_checkpoint.pth.tar").read_bytes()
+    renamed = tmp_path / "renamed"  # same count, one class folder renamed
+    for split in ("train", "val"):
+        for label, new_label in (("a", "a"), ("b", "b"), ("c", "d")):
+            shutil.copytree(image_folder / split / label, renamed / split / new_label)
+    capsys.readouterr()
+    assert run_pretrain(renamed, out, epochs=2) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "other classes" in err and "c, d" in err, err
+    assert run_pretrain(image_folder, out, 2, "--lr", "0.05") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--lr 0.1 (now 0.05)" in err, err
+    assert (out / f"{ARCH}_checkpoint.pth.tar").read_bytes() == checkpoint

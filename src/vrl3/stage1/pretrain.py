@@ -110,8 +110,30 @@ def check_out(out: Path) -> None:
         raise UserError(f"--out {out}: {blocker} is a file; name a folder (it is created if missing)")
 
 
-def _resume(path: Path, arch: str, num_classes: int, model: nn.Module,
+def recorded_settings(settings: PretrainSettings) -> dict[str, float | int]:
+    """The settings a resumed run must share with the run that wrote the checkpoint (--epochs may grow)."""
+    return {"lr": settings.lr, "momentum": settings.momentum, "weight_decay": settings.weight_decay,
+            "batch_size": settings.batch_size, "seed": settings.seed}
+
+
+def _check_same_run(path: Path, checkpoint: dict, classes: list[str], settings: PretrainSettings) -> None:
+    """Checkpoints of this code record their classes and settings (the authors' do not: nothing to compare)."""
+    recorded_classes = checkpoint.get("classes")
+    if recorded_classes is not None and list(recorded_classes) != classes:
+        differing = sorted(set(recorded_classes) ^ set(classes)) or ["the class order"]
+        raise UserError(f"{path} was trained on other classes than --data holds (differing: "
+                        f"{', '.join(differing[:5])}): resuming needs the same classes; use another --out or delete it")
+    recorded = checkpoint.get("settings") or {}
+    changed = [f"--{key.replace('_', '-')} {recorded[key]} (now {value})"
+               for key, value in recorded_settings(settings).items() if key in recorded and recorded[key] != value]
+    if changed:
+        raise UserError(f"{path} was trained with {', '.join(changed)}: resume with the same values, "
+                        f"or use another --out")
+
+
+def _resume(path: Path, settings: PretrainSettings, classes: list[str], model: nn.Module,
             optimizer: torch.optim.Optimizer) -> tuple[int, float]:
+    arch, num_classes = settings.arch, len(classes)
     if not path.is_file():
         return 0, 0.0
     try:
@@ -128,6 +150,7 @@ def _resume(path: Path, arch: str, num_classes: int, model: nn.Module,
     if isinstance(fc_weight, torch.Tensor) and fc_weight.shape[0] != num_classes:
         raise UserError(f"{path} was trained on {fc_weight.shape[0]} classes but --data holds {num_classes}: "
                         f"resuming needs the same classes; use another --out or delete it")
+    _check_same_run(path, checkpoint, classes, settings)
     try:
         model.load_state_dict(state)
         optimizer.load_state_dict(checkpoint["optimizer"])
@@ -164,7 +187,7 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
                           generator=torch.Generator().manual_seed(settings.seed)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), settings.lr, momentum=settings.momentum,
                                 weight_decay=settings.weight_decay)
-    start_epoch, best_acc1 = _resume(checkpoint_path, settings.arch, num_classes, model, optimizer)
+    start_epoch, best_acc1 = _resume(checkpoint_path, settings, train_set.classes, model, optimizer)
     trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                   else None) if world_size > 1 else model
 
@@ -209,7 +232,8 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
             print(f"epoch {epoch}: train loss {metrics['train_loss']:.4f}  val top-1 {acc1:.2f}  "
                   f"top-{ks[1]} {acc5:.2f}  ({metrics['seconds']:.0f} s)", flush=True)
             save_atomic({"epoch": epoch + 1, "arch": settings.arch, "state_dict": model.state_dict(),
-                         "best_acc1": best_acc1, "optimizer": optimizer.state_dict()}, checkpoint_path)
+                         "best_acc1": best_acc1, "optimizer": optimizer.state_dict(),
+                         "classes": train_set.classes, "settings": recorded_settings(settings)}, checkpoint_path)
             if is_best:
                 copy_atomic(checkpoint_path, best_path)
             new_log = not log_path.exists()
