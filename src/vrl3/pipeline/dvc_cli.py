@@ -13,13 +13,16 @@ The config files are the one source of both workflows; params.yaml is DVC's copy
 its header with a digest of its text, so a later run can tell a file it wrote (replaced freely) from one edited
 since (by hand, `dvc exp run -S`, `dvc stage add`): an edited file is not overwritten unless --force is given;
 the error names the keys that differ from the config, to be carried into a config file or --set. --check tells
-"out of date" (rerun this command) from "edited by hand"."""
+"out of date" (rerun this command) from "edited by hand". --force keeps each edited file it replaces beside it, as
+<name>.edited-<UTC time>."""
 
 import argparse
 import hashlib
 import re
+import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -68,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(out of date, or edited by hand)")
     parser.add_argument("--force", action="store_true",
                         help="overwrite params.yaml/dvc.yaml even where they were edited since written "
-                             "(the edits are lost)")
+                             "(each edited file is kept as <name>.edited-<UTC time>)")
 
 
 def _read_yaml(path: Path) -> dict:
@@ -319,6 +322,19 @@ def _edited_message(edited: dict[Path, str]) -> str:
             f"to discard them, rerun it with --force")
 
 
+def _keep_edited(paths: list[Path]) -> dict[Path, Path]:
+    """Copies of the edited files about to be replaced, beside them: path -> copy."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = {path: path.with_name(f"{path.name}.edited-{stamp}") for path in paths}
+    try:
+        for path, copy in kept.items():
+            shutil.copyfile(path, copy)
+    except OSError as error:
+        raise UserError(f"nothing written: cannot keep a copy of {error.filename} ({error.strerror or error}); "
+                        f"check that --out-dir is writable") from None
+    return kept
+
+
 def _write(files: dict[Path, str]) -> None:
     """Both files, each replaced atomically once both new texts are on disk."""
     temporaries = {}
@@ -349,8 +365,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if edited and not args.force:
         raise UserError(f"nothing written: {_edited_message(edited)}")
+    kept = _keep_edited(list(edited))
     _write(files)
     for path in files:
-        note = f" (discarded the edits: {edited[path]})" if path in edited else ""
+        note = (f" (discarded the edits: {edited[path]}; the edited file is kept as {kept[path]})"
+                if path in edited else "")
         print(f"vrl3 dvc-config: wrote {path}{note}")
     return 0
