@@ -318,6 +318,19 @@ def test_efficiency_is_rrl_frames_over_ours():
     assert "not reached on relocate" in aggregate[0]["note"]
 
 
+def test_efficiency_carries_our_frames_ci_so_the_headline_numbers_can_be_flagged():
+    rows = _efficiency_rows({("vrl3", "door"): (1e6, 0.8e6, 1.25e6), ("rrl", "door"): (4e6, 3e6, 5e6),
+                             ("vrl3", "pen"): (1e6, 0.5e6, np.inf), ("rrl", "pen"): (2e6, np.nan, np.nan)}, {})
+    bounds = {r["task"]: (r["value"], r["low"], r["high"]) for r in rows}
+    assert bounds["door"] == pytest.approx((400.0, 320.0, 500.0))  # 4M / 1.25M, 4M / 0.8M: RRL's value fixed
+    assert bounds["pen"] == pytest.approx((200.0, 0.0, 400.0))  # our CI reaches "not reached": the ratio's low is 0
+    assert bounds["aggregate"] == pytest.approx((300.0, 160.0, 450.0))  # means of the tasks' bounds
+    paper = load_paper(default_paper_file())  # the paper's average claim: 780 %
+    ours = pd.DataFrame(rows)[["task", "method", "metric", "value", "low", "high"]].assign(logged_until=np.nan)
+    checks = compare(ours, paper).set_index(["task", "method", "metric"])["check"]
+    assert checks[("aggregate", "vrl3", "sample_efficiency_vs_rrl_pct")].startswith("OUTSIDE: paper value not in")
+
+
 def test_compare_flags_numbers_outside_the_paper():
     paper = load_paper(default_paper_file())
     columns = ["task", "method", "metric", "value", "low", "high", "logged_until"]

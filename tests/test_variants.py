@@ -229,6 +229,26 @@ def test_critic_q_across_the_boundary_reads_both_train_logs(tmp_path):
                                     ["no_safe_q", "door", 3, 3, 100, 900.0], ["no_safe_q", "door", 3, 3, 200, 1200.0]]
 
 
+def test_sensitivity_score_is_the_mean_success_up_to_1m_frames(tmp_path):
+    from vrl3.report.runs import discover_runs
+    from vrl3.report.sensitivity import run_score
+
+    ramp = GRID / GRID[-1]  # 0 .. 1 over 0 .. 1.2M frames: the evaluations after 1M must not count
+    write_run(tmp_path / "runs" / "lr_3e-05" / "door" / "seed1", ramp, "lr_3e-05")
+    [run] = discover_runs(tmp_path / "runs", warn=print)
+    assert run_score(run) == pytest.approx(np.mean(ramp[GRID <= 1_000_000]))  # 0.4167, not 0.5 over all 13
+
+
+def test_a_torn_train_log_is_one_line_naming_the_file(tmp_path):
+    write_run(tmp_path / "runs" / "vrl3" / "door" / "seed1", np.zeros(len(GRID)), "vrl3")
+    from vrl3.report.runs import discover_runs
+
+    log = tmp_path / "runs" / "vrl3" / "door" / "seed1" / "train.csv"
+    log.write_text("frame,critic_q1\n100,1.0\n200,2.0,3.0,4.0\n")
+    with pytest.raises(UserError, match="train.csv: not a readable CSV"):
+        critic_q_logs(discover_runs(tmp_path / "runs", warn=print))
+
+
 def test_absent_variants_skip_their_figures_with_a_note(tmp_path, capsys):
     for task in TASKS:
         write_run(tmp_path / "runs" / task / "seed1", np.linspace(0, 1, len(GRID)), None)  # the layout before variants

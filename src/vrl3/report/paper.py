@@ -109,32 +109,45 @@ def _timing_rows(runs: list[Run], frames_to_90: dict, reps: int, rng) -> list[di
     return rows
 
 
+def _ratio_bounds(rrl_frames: float, low: float, high: float) -> tuple[float, float]:
+    """100 x rrl / ours over our frames-to-90 % CI [low, high] (RRL's value taken as fixed): the ratio falls as our
+    frames grow, so our high bound gives its low one; no bound where ours has none."""
+    if np.isnan(low) or np.isnan(high):
+        return np.nan, np.nan
+    return 100.0 * rrl_frames / high, 100.0 * rrl_frames / low  # high = inf ("not reached" in the CI) -> 0
+
+
 def _efficiency_rows(frames_to_90: dict, hours_to_90: dict) -> list[dict]:
     """100 x (RRL frames to 90 %) / (ours frames to 90 %), per task and averaged over the tasks of each family.
 
-    This reading of "X % better sample efficiency" matches the published pairs: 11M / 0.9M = 1222 % (1220 %) and
-    11M / 0.45M = 2444 % (2440 %) on relocate.
+    frames_to_90 maps (method, task) to frames or to (frames, low, high) with our 95 % CI. This reading of "X %
+    better sample efficiency" matches the published pairs: 11M / 0.9M = 1222 % (1220 %) and 11M / 0.45M = 2444 %
+    (2440 %) on relocate. A family's mean carries the mean of its tasks' bounds, a conservative interval.
     """
-    rrl = {task: f for (method, task), f in frames_to_90.items() if method.lower() == "rrl"}
+    frames_to_90 = {key: value if isinstance(value, tuple) else (value, np.nan, np.nan)
+                    for key, value in frames_to_90.items()}
+    rrl = {task: f for (method, task), (f, _, _) in frames_to_90.items() if method.lower() == "rrl"}
     rows, ratios_by_method = [], {}
     tasks_by_method: dict[tuple[str, str], list] = {}  # (method, family) -> tasks
     for method, task in frames_to_90:
         tasks_by_method.setdefault((method, families.family_of(task)), []).append(task)
-    for (method, task), frames in sorted(frames_to_90.items()):
+    for (method, task), (frames, low, high) in sorted(frames_to_90.items()):
         if method.lower() == "rrl" or task not in rrl or not (np.isfinite(frames) and np.isfinite(rrl[task])):
             continue
         ratio = 100.0 * rrl[task] / frames
-        rows.append(_row(task, method, "sample_efficiency_vs_rrl_pct", ratio))
-        ratios_by_method.setdefault((method, families.family_of(task)), []).append((task, ratio))
+        bounds = _ratio_bounds(rrl[task], low, high)
+        rows.append(_row(task, method, "sample_efficiency_vs_rrl_pct", ratio, *bounds))
+        ratios_by_method.setdefault((method, families.family_of(task)), []).append((task, ratio, bounds))
         if (method, task) in hours_to_90 and ("rrl", task) in hours_to_90:
             rows.append(_row(task, method, "compute_fraction_of_rrl_pct",
                              100.0 * hours_to_90[(method, task)] / hours_to_90[("rrl", task)]))
     for (method, family), ratios in ratios_by_method.items():
-        used = [task for task, _ in ratios]
+        used = [task for task, _, _ in ratios]
         left_out = sorted(set(tasks_by_method[(method, family)]) - set(used))
         note = f"mean over {', '.join(used)}" + (f"; 90 % not reached on {', '.join(left_out)}" if left_out else "")
+        lows, highs = zip(*(bounds for _, _, bounds in ratios))
         rows.append(_row(families.aggregate_task(family), method, "sample_efficiency_vs_rrl_pct",
-                         np.mean([r for _, r in ratios]), note=note))
+                         np.mean([r for _, r, _ in ratios]), np.mean(lows), np.mean(highs), note=note))
     return rows
 
 
@@ -147,8 +160,9 @@ def our_metrics(runs: list[Run], success: pd.DataFrame, thresholds: pd.DataFrame
     rows += [_row(families.aggregate_task(getattr(r, "family", families.ADROIT)), r.method,
                   f"{'success_rate' if r.metric == 'mean' else r.metric}@{r.frames}", r.value, r.low, r.high)
              for r in aggregates.itertuples()]
-    to_90 = {(r.method, r.task): r.frames for r in thresholds.itertuples() if np.isclose(r.threshold, 0.9)}
-    timing = _timing_rows(runs, to_90, reps, rng)
+    to_90 = {(r.method, r.task): (r.frames, r.low, r.high) for r in thresholds.itertuples()
+             if np.isclose(r.threshold, 0.9)}
+    timing = _timing_rows(runs, {key: frames for key, (frames, _, _) in to_90.items()}, reps, rng)
     hours_to_90 = {(r["method"], r["task"]): r["value"] for r in timing if r["metric"] == "hours_to_90"}
     rows += timing + _efficiency_rows(to_90, hours_to_90)
     return pd.DataFrame(rows, columns=["task", "method", "metric", "value", "low", "high", "logged_until", "note"])

@@ -23,6 +23,9 @@ def _read(path: Path, x: str) -> pd.DataFrame | None:
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError:
         return None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"{path}: not a readable CSV ({reason}); delete it or re-run the run that wrote it") from None
     if table.empty:
         return None
     missing = [c for c in (x, "critic_q1") if c not in table.columns]
