@@ -178,6 +178,24 @@ def test_bad_input_gives_one_line_exit_2_and_no_outputs(door_demos, tmp_path, ca
         assert not run_dir.exists(), case
 
 
+def test_bad_input_to_run_stage_leaves_the_run_dir_untouched(door_demos, tmp_path, capsys):
+    """What every workflow job calls: the stage bookkeeping (stamp, setting aside) waits for the inputs to pass."""
+    cases = bad_inputs(tmp_path, door_demos)
+    for case in ("demos of another task", "stage-1 missing keys", "num_demo too large"):
+        extra, expected = cases[case]
+        run_dir = tmp_path / "runs" / case.replace(" ", "_")
+        args = train_args(run_dir, door_demos, *extra)[1:]
+        capsys.readouterr()
+        assert main(["run-stage", "--stage", "2", *args]) == 2, case
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("vrl3 run-stage: error:") and expected in err, err
+        assert not run_dir.exists(), case
+    no_run_dir = [arg for arg in train_args(tmp_path / "unused", door_demos)[1:] if not arg.startswith("run_dir=")]
+    assert main(["run-stage", "--stage", "2", *no_run_dir]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "config key run_dir is not set" in err, err
+
+
 # ---------------------------------------------------------------- diverging losses
 def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(door_demos, tmp_path, capsys, monkeypatch):
     from vrl3.agent import VRL3Agent

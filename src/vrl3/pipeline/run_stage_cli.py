@@ -12,7 +12,6 @@ from pathlib import Path
 
 from vrl3.pipeline.metrics import stage2_metrics, stage3_metrics, write_json
 from vrl3.pipeline.stage_state import prepare_stage
-from vrl3.train import cli as train_cli
 from vrl3.train.config import load_config  # the loader `vrl3 train` uses
 
 MESSAGES = {"resume": "resuming (same parameters and inputs as when it started)",
@@ -35,9 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    action = prepare_stage(cfg, args.stage)
-    print(f"vrl3 run-stage: stage {args.stage} of {cfg['run_dir']}: {MESSAGES[action]}", file=sys.stderr)
-    train_cli.run(argparse.Namespace(config=args.config, stage=str(args.stage), overrides=args.overrides))
+    from vrl3.train.workspace import Workspace  # heavy imports only once the config is known to be good
+
+    def prepare_run_dir() -> None:  # only once the inputs are checked: bad input leaves run_dir as it was
+        action = prepare_stage(cfg, args.stage)
+        print(f"vrl3 run-stage: stage {args.stage} of {cfg['run_dir']}: {MESSAGES[action]}", file=sys.stderr)
+
+    Workspace(cfg, prepare_run_dir).run(until_stage=args.stage)
     metrics = stage2_metrics(cfg["run_dir"]) if args.stage == 2 else stage3_metrics(cfg["run_dir"])
     write_json(metrics, metrics_path(cfg["run_dir"], args.stage))
     return 0

@@ -2,6 +2,7 @@
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,10 @@ def _write_yaml(path: Path, params: dict) -> None:
 
 
 class Workspace:
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: dict, prepare_run_dir: Callable[[], None] | None = None):
+        """Check the config and inputs, build everything, then resume from run_dir. `prepare_run_dir` (the
+        workflow's stage bookkeeping) runs once the inputs are known to be good, before run_dir is read: a bad
+        input leaves run_dir untouched."""
         self.start_time = time.time()  # total_time counts from here, as VRL3's (demo loading and set-up included)
         if not cfg.get("run_dir"):
             raise UserError("config key run_dir is not set: pass run_dir=DIR")
@@ -100,8 +104,6 @@ class Workspace:
         # stage 2 writes only below run_dir/stage2, stage 3 only beside it: each stage's outputs can be
         # deleted and rebuilt alone (Snakemake and DVC do that when only a stage-3 key changed)
         self.stage2_dir = self.run_dir / "stage2"
-        _check_params(self.stage2_dir / "params.yaml", stage2_params(cfg))
-        _check_params(self.run_dir / "params.yaml", stage3_params(cfg))
         self.checkpoint_dir = self.run_dir / "checkpoints"
         self.episode_dir = self.run_dir / "episodes"
         seed_everything(cfg["seed"])
@@ -126,6 +128,10 @@ class Workspace:
                                    frame_stack=cfg["frame_stack"], nstep=cfg["nstep"], discount=cfg["discount"],
                                    device=self.replay_device, seed=cfg["seed"])
 
+        if prepare_run_dir is not None:
+            prepare_run_dir()
+        _check_params(self.stage2_dir / "params.yaml", stage2_params(cfg))
+        _check_params(self.run_dir / "params.yaml", stage3_params(cfg))
         self.logs = {"eval": CsvLog(self.run_dir / "eval.csv", EVAL_COLUMNS),
                      "train": CsvLog(self.run_dir / "train.csv", TRAIN_COLUMNS),
                      "stage2_eval": CsvLog(self.stage2_dir / "stage2_eval.csv", STAGE2_EVAL_COLUMNS),
