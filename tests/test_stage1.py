@@ -59,7 +59,10 @@ def test_pretrain_writes_loadable_checkpoint_and_resumes(image_folder, tmp_path)
     classifier = make_resnet84(ARCH, num_classes=3)
     load_stage1_checkpoint(classifier, checkpoint_path)
 
-    assert run_pretrain(image_folder, out, epochs=2) == 0  # resumes at epoch 1
+    published = tmp_path / "data" / "stage1" / f"{ARCH}_checkpoint.pth.tar"
+    assert run_pretrain(image_folder, out, 2, "--publish", str(published)) == 0  # resumes at epoch 1
+    assert published.read_bytes() == checkpoint_path.read_bytes()  # the finished run, for the workflow
+    assert not list(published.parent.glob("*.tmp"))
     resumed = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     assert resumed["epoch"] == 2
     assert not torch.equal(resumed["state_dict"]["conv1.weight"], checkpoint["state_dict"]["conv1.weight"])
@@ -74,6 +77,14 @@ def test_bad_arguments_are_user_errors(image_folder, tmp_path, capsys):
     assert "train/" in capsys.readouterr().err
     assert main(["pretrain", "--data", str(image_folder), "--arch", "resnet50", "--out", str(tmp_path)]) == 2
     assert "resnet6_32channel" in capsys.readouterr().err
+
+
+def test_publish_that_is_a_folder_is_refused_before_training(image_folder, tmp_path, capsys):
+    (tmp_path / "folder").mkdir()
+    assert run_pretrain(image_folder, tmp_path / "out", 1, "--publish", str(tmp_path / "folder")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--publish" in err and "is a folder" in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_out_that_is_a_file_is_a_user_error(image_folder, tmp_path, capsys):

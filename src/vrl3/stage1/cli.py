@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=0.1, help="initial SGD learning rate (x0.1 every 30 epochs)")
     parser.add_argument("--workers", type=int, default=4, help="data-loading workers per process")
     parser.add_argument("--out", type=Path, default=Path("."), help="where <arch>_checkpoint.pth.tar goes")
+    parser.add_argument("--publish", type=Path, help="once all --epochs are done, copy the checkpoint to this file "
+                        "(after a strict load check, atomically): the file a workflow waits for")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--print-every", type=int, default=10, help="iterations between progress lines")
 
@@ -31,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--workers must be >= 0")
     pretrain(PretrainSettings(data=args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, workers=args.workers, out=args.out, seed=args.seed,
-                              print_every=args.print_every))
+                              print_every=args.print_every, publish=args.publish))
     return 0

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from torchvision import datasets, transforms
 
-from vrl3.agent.encoder import IMAGENET_MEAN, IMAGENET_STD, make_resnet84
+from vrl3.agent.encoder import IMAGENET_MEAN, IMAGENET_STD, load_stage1_checkpoint, make_resnet84
 from vrl3.errors import UserError
 from vrl3.paths import file_in_the_way
 
@@ -39,6 +39,7 @@ class PretrainSettings:
     out: Path = Path(".")
     seed: int = 0
     print_every: int = 10
+    publish: Path | None = None  # where the finished checkpoint goes (the file a workflow waits for)
 
 
 def train_transform() -> transforms.Compose:
@@ -104,10 +105,21 @@ def _setup_distributed() -> tuple[int, int, torch.device]:
     return dist.get_rank(), world_size, torch.device("cpu")
 
 
-def check_out(out: Path) -> None:
-    """--out must be a folder or not exist yet (nor sit below a file)."""
+def check_out(out: Path, publish: Path | None) -> None:
+    """--out must be a folder or not exist yet (nor sit below a file); --publish a file path."""
     if (blocker := file_in_the_way(out)) is not None:
         raise UserError(f"--out {out}: {blocker} is a file; name a folder (it is created if missing)")
+    if publish is not None and publish.is_dir():
+        raise UserError(f"--publish {publish} is a folder: name the checkpoint file it should become")
+    if publish is not None and (blocker := file_in_the_way(publish.parent)) is not None:
+        raise UserError(f"--publish {publish}: {blocker} is a file, its folder cannot be created")
+
+
+def publish_checkpoint(checkpoint_path: Path, arch: str, target: Path) -> None:
+    """Copy the finished checkpoint to `target` once it loads strictly as a stage-1 encoder; atomic."""
+    load_stage1_checkpoint(make_resnet84(arch, num_classes=None), checkpoint_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    copy_atomic(checkpoint_path, target)
 
 
 def recorded_settings(settings: PretrainSettings) -> dict[str, float | int]:
@@ -174,7 +186,8 @@ def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device, ks: tu
 def pretrain(settings: PretrainSettings) -> dict[str, float]:
     """Train (or continue training) and return the last epoch's metrics."""
     out = Path(settings.out)
-    check_out(out)
+    publish = Path(settings.publish) if settings.publish is not None else None
+    check_out(out, publish)
     train_set, val_set = _image_folders(Path(settings.data))
     rank, world_size, device = _setup_distributed()
     out.mkdir(parents=True, exist_ok=True)
@@ -242,6 +255,9 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
                 if new_log:
                     writer.writeheader()
                 writer.writerow(metrics)
+    if rank == 0 and publish is not None:
+        publish_checkpoint(checkpoint_path, settings.arch, publish)
+        print(f"vrl3 pretrain: published {checkpoint_path} as {publish}", flush=True)
     if world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
