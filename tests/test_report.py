@@ -101,6 +101,22 @@ def test_stratified_bootstrap_resamples_within_tasks():
         assert set(sample["a"]) <= {0.0, 1.0} and set(sample["b"]) == {0.5}
 
 
+def test_stratified_bootstrap_interval_matches_the_exact_bootstrap_distribution():
+    """Two tasks x 3 runs: all 27 x 27 within-task resamples are equally likely, so the percentile interval of
+    the exact bootstrap distribution is known; the sampled one must converge to it (rliable's percentile method)."""
+    import itertools
+
+    scores = {"a": np.array([0.0, 0.3, 0.9]), "b": np.array([0.2, 0.6, 1.0])}
+    resamples = {task: [np.array(pick) for pick in itertools.product(s, repeat=3)] for task, s in scores.items()}
+    exact = np.array([stats.mean_of_task_means({"a": a, "b": b}) for a in resamples["a"] for b in resamples["b"]])
+    expected_low, expected_high = np.percentile(exact, 2.5), np.percentile(exact, 97.5)
+    value, low, high = stats.stratified_bootstrap_ci(scores, stats.mean_of_task_means, 20000,
+                                                     np.random.default_rng(0))
+    assert value == pytest.approx(0.5)
+    assert low == pytest.approx(expected_low, abs=0.02) and high == pytest.approx(expected_high, abs=0.02)
+    assert 0.15 < expected_low < 0.3 and 0.7 < expected_high < 0.85  # a real interval, not the range of scores
+
+
 def test_performance_profile_counts_runs_strictly_above_tau():
     profile = stats.performance_profile({"a": np.array([0.2, 0.6]), "b": np.array([1.0, 0.6])},
                                         np.array([0.0, 0.2, 0.6, 0.99, 1.0]))
