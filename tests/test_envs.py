@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from vrl3.demos.replay import rendering_disabled
 from vrl3.envs import AdroitEnv, episode_success, make_env, pen_dropped, reward_and_goal
 from vrl3.envs.timestep import StepType
 from vrl3.errors import UserError
@@ -282,6 +283,60 @@ def test_episode_success_rule():
     assert not episode_success("door", 25) and episode_success("door", 26)
     assert not episode_success(get_task("hammer"), 25) and episode_success("relocate", 26)
     assert not episode_success("pen", 20) and episode_success("pen", 21)
+
+
+def script_goal_states(env: AdroitEnv, goal_env_steps: set[int], monkeypatch) -> None:
+    """After every physics env step k (1, 2, ...), set the simulator state so the goal holds iff k in goal_env_steps.
+
+    door: hinge 1.5 rad (goal: > 1.4) or 0; pen: the pen at rest, its axis along the target's (similarity 1 > 0.95)
+    or tilted 0.5 rad away from it (cos 0.5 = 0.88), held still so it never drops.
+    """
+    model, data, real_step = env.sim.model, env.sim.data, env.sim.step
+    counter = {"env_steps": 0}
+    if env.task.name == "pen":
+        set_pen(env, 0.0)  # target = the pen's rest orientation
+        tilt = joint_qpos(model, "OBJRx")  # a turn about the pen body's x axis, normal to the pen
+
+    def step(action):
+        result = real_step(action)
+        counter["env_steps"] += 1
+        goal = counter["env_steps"] in goal_env_steps
+        if env.task.name == "door":
+            data.qpos[joint_qpos(model, "door_hinge")] = 1.5 if goal else 0.0
+            data.qvel[model.joint("door_hinge").dofadr[0]] = 0.0
+        else:
+            data.qpos[-6:], data.qvel[-6:] = 0.0, 0.0
+            data.qpos[tilt] = 0.0 if goal else 0.5
+        mujoco.mj_forward(model, data)
+        return result
+
+    monkeypatch.setattr(env.sim, "step", step)
+
+
+@pytest.mark.parametrize("task, threshold", [("door", 25), ("pen", 20)])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_success_flips_at_the_goal_step_threshold_in_a_driven_episode(envs, monkeypatch, task, threshold, extra):
+    """A whole episode (action repeat 2, time limit) whose goal holds on exactly `threshold + extra` env steps,
+    starting on the second sub-step of an agent step: goal steps are counted per env step, not per agent step, and
+    VRL3's rule (reference §4.2/§4.5: more than 25 goal steps, pen more than 20) flips between 25 and 26 (20, 21)."""
+    env = envs(task)
+    assert env.action_repeat == 2
+    goal_env_steps = set(range(10, 10 + threshold + extra))  # env step 10 = 2nd sub-step of agent step 5
+    with rendering_disabled(env):  # frames are not checked here; rendering is slow on a CPU
+        env.reset()
+        script_goal_states(env, goal_env_steps, monkeypatch)
+        time_steps = [env.step(np.zeros(env.action_dim))]
+        while not time_steps[-1].last():
+            time_steps.append(env.step(np.zeros(env.action_dim)))
+    agent_steps = get_task(task).max_env_steps // 2
+    assert len(time_steps) == agent_steps and time_steps[-1].time_limit_reached and time_steps[-1].discount == 1.0
+    # agent step t (from 1) holds env steps 2t - 1 and 2t
+    expected = [len({2 * t - 1, 2 * t} & goal_env_steps) for t in range(1, agent_steps + 1)]
+    assert [step.n_goal_achieved for step in time_steps] == expected
+    assert expected[4] == 1  # a half-goal agent step: per-agent-step counting would give 2 or 0 here
+    goal_steps = sum(step.n_goal_achieved for step in time_steps)  # what evaluation sums (vrl3.train.evaluate)
+    assert goal_steps == threshold + extra
+    assert episode_success(task, goal_steps) == (extra == 1)
 
 
 # --- resets, seeding, action repeat, time limit --------------------------------------------------------

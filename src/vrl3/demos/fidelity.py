@@ -18,6 +18,8 @@ COLUMNS = ("demo", "length", "recorded goal steps", "replayed goal steps (action
            "recorded success", "replayed success (actions)", "replayed success (states)",
            "initial state error (actions)", "final state error (actions)", "max_state_error (actions)",
            "max_state_error (states)", "max_position_error (states) [m]")
+# Only for tasks whose observation holds object orientations (hammer, pen; see state_layout.orientation_error).
+ORIENTATION_COLUMNS = ("max_orientation_error (actions) [rad]", "max_orientation_error (states) [rad]")
 
 
 def fidelity_rows(task_name: str, demos: list[dict]) -> list[dict]:
@@ -42,6 +44,9 @@ def fidelity_rows(task_name: str, demos: list[dict]) -> list[dict]:
                 "max_state_error (states)": by_states.max_state_error,
                 "max_position_error (states) [m]": by_states.max_position_error,
             })
+            if LAYOUTS[task_name].orientation_obs:
+                rows[-1]["max_orientation_error (actions) [rad]"] = by_actions.max_orientation_error
+                rows[-1]["max_orientation_error (states) [rad]"] = by_states.max_orientation_error
     env.close()
     return rows
 
@@ -49,8 +54,9 @@ def fidelity_rows(task_name: str, demos: list[dict]) -> list[dict]:
 def markdown_table(rows: list[dict]) -> str:
     def cell(value) -> str:
         return f"{value:.3f}" if isinstance(value, float) else str(value)
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(row[column]) for column in COLUMNS) + " |" for row in rows]
+    names = [column for column in COLUMNS + ORIENTATION_COLUMNS if rows and column in rows[0]]
+    lines = ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names)]
+    lines += ["| " + " | ".join(cell(row[column]) for column in names) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -69,7 +75,10 @@ def main(argv=None) -> int:
     print(f"\nreplayed success (actions) == recorded success: {agree}/{len(rows)}; recorded successes: "
           f"{sum(row['recorded success'] for row in rows)}; max_state_error (states) max: "
           f"{max(row['max_state_error (states)'] for row in rows):.3g} rad; max_position_error (states) max: "
-          f"{max(row['max_position_error (states) [m]'] for row in rows):.4f} m")
+          f"{max(row['max_position_error (states) [m]'] for row in rows):.4f} m"
+          + (f"; max_orientation_error (states) max: "
+             f"{max(row['max_orientation_error (states) [rad]'] for row in rows):.3g} rad"
+             if LAYOUTS[task.name].orientation_obs else ""))
     return 0
 
 

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vrl3.demos.state_layout import LAYOUTS, solve_qpos, state_errors
+from vrl3.demos.state_layout import LAYOUTS, orientation_error, solve_qpos, state_errors
 from vrl3.envs import AdroitEnv
 from vrl3.envs.timestep import StepType, TimeStep
 
@@ -22,9 +22,11 @@ class DemoReplay:
     steps: list[TimeStep]  # T + 1 time steps, row 0 FIRST
     recorded_goal_steps: int | None = None  # goal flags of the recorded states (None without observations)
     # Per recorded row t < T (None without observations): largest |replayed - recorded| over the observation's
-    # joint positions (rad, slide joints in m) and over its world positions (m).
+    # joint positions (rad, slide joints in m) and over its world positions (m); largest angle (rad) between its
+    # object orientations (None also for tasks without orientation entries: door, relocate).
     joint_errors: np.ndarray | None = None
     position_errors: np.ndarray | None = None
+    orientation_errors: np.ndarray | None = None
 
     @property
     def max_state_error(self) -> float | None:
@@ -33,6 +35,10 @@ class DemoReplay:
     @property
     def max_position_error(self) -> float | None:
         return None if self.position_errors is None else float(np.max(self.position_errors))
+
+    @property
+    def max_orientation_error(self) -> float | None:
+        return None if self.orientation_errors is None else float(np.max(self.orientation_errors))
 
 
 @contextmanager
@@ -106,7 +112,7 @@ def replay_actions(env: AdroitEnv, demo: dict) -> DemoReplay:
     errors = []
     for index, action in enumerate(demo["actions"]):
         if observations is not None:  # the recording's observation index holds the state before action index
-            errors.append(state_errors(layout, env.sim._get_obs(), observations[index]))
+            errors.append(_errors(layout, env.sim._get_obs(), observations[index]))
         steps.append(env.step(np.clip(action.astype(np.float32), -1.0, 1.0)))
     return DemoReplay(force_step_types(steps), recorded_goal_steps, *_error_columns(errors))
 
@@ -129,7 +135,7 @@ def replay_states(env: AdroitEnv, demo: dict) -> DemoReplay:
     steps, errors = [], []
     for index, qpos in enumerate(recorded_qpos):
         _set_qpos(env, qpos)
-        errors.append(state_errors(layout, env.sim._get_obs(), demo["observations"][index]))
+        errors.append(_errors(layout, env.sim._get_obs(), demo["observations"][index]))
         if index == 0:
             frame = env.render_frame()
             steps.append(TimeStep(StepType.FIRST, frame, frame, env.sensor(), np.zeros_like(actions[0]), 0.0, 1.0, 0))
@@ -145,9 +151,14 @@ def replay_states(env: AdroitEnv, demo: dict) -> DemoReplay:
 REPLAYS = {"actions": replay_actions, "states": replay_states}
 
 
-def _error_columns(errors: list[tuple[float, float]]) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _errors(layout, replayed_obs: np.ndarray, recorded_obs: np.ndarray) -> tuple[float, float, float | None]:
+    return (*state_errors(layout, replayed_obs, recorded_obs), orientation_error(layout, replayed_obs, recorded_obs))
+
+
+def _error_columns(errors: list[tuple[float, float, float | None]]) -> tuple[np.ndarray | None, ...]:
+    """Joint, position and orientation errors per row (orientation None where the task observes none)."""
     if not errors:
-        return None, None
-    table = np.array(errors)
-    return table[:, 0], table[:, 1]
+        return None, None, None
+    joints, positions, orientations = zip(*errors)
+    return np.array(joints), np.array(positions), None if orientations[0] is None else np.array(orientations)
 

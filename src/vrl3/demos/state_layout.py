@@ -5,6 +5,10 @@ hammer/pen/relocate drop the object's six joints and give the object pose (posit
 and pen) in world coordinates instead. The missing joints are solved by Gauss-Newton on the forward kinematics so
 that the recomputed pose entries match the recorded ones; directions the observation does not determine (the
 relocate ball's rotation, the pen's spin about its own axis) keep their previous value (minimum-norm steps).
+
+Replay fidelity is measured per observation pair (replayed vs recorded) on three kinds of entries: joint positions
+(`state_errors`, first value), world positions (`state_errors`, second value) and object orientations
+(`orientation_error`: hammer's euler angles, the pen's and the target's axes).
 """
 
 from dataclasses import dataclass
@@ -29,6 +33,9 @@ class ObservationLayout:
     joint_obs: slice  # observation entries that are joint positions (rad; metres for the slide joints)
     position_obs: tuple[slice, ...]  # observation entries that are world positions or differences of them (m)
     residual: Residual  # recomputed minus recorded pose entries; zero at the solution
+    # Observation entries that are orientations, as (kind, entries): "euler" = a body's rotation as gymnasium-robotics
+    # euler angles (quat2euler: intrinsic x-y-z, rad), "axis" = a direction vector (any length). Empty: none observed.
+    orientation_obs: tuple[tuple[str, slice], ...] = ()
 
 
 def _door_residual(model, data, obs):
@@ -56,10 +63,13 @@ LAYOUTS = {
                               (slice(29, 32), slice(32, 35), slice(35, 38)), _door_residual),
     # qpos[:-6], clipped qvel[-6:], palm, object pos, object euler, nail site, nail impact
     "hammer": ObservationLayout(46, ((0, 0, 27),), tuple(range(27, 33)), slice(0, 27),
-                                (slice(33, 36), slice(36, 39), slice(42, 45)), _hammer_residual),
+                                (slice(33, 36), slice(36, 39), slice(42, 45)), _hammer_residual,
+                                (("euler", slice(39, 42)),)),
     # qpos[:-6], object pos, object qvel, pen axis, target axis, pos - eps_ball, axis - target axis
+    # (axis - target axis, a difference of two directions, is left out of the orientations: it follows from them)
     "pen": ObservationLayout(45, ((0, 0, 24),), tuple(range(24, 30)), slice(0, 24),
-                             (slice(24, 27), slice(39, 42)), _pen_residual),
+                             (slice(24, 27), slice(39, 42)), _pen_residual,
+                             (("axis", slice(33, 36)), ("axis", slice(36, 39)))),
     # qpos[:-6], palm - object, palm - target, object - target
     "relocate": ObservationLayout(39, ((0, 0, 30),), tuple(range(30, 36)), slice(0, 30),
                                   (slice(30, 33), slice(33, 36), slice(36, 39)), _relocate_residual),
@@ -103,3 +113,38 @@ def state_errors(layout: ObservationLayout, replayed_obs: np.ndarray, recorded_o
     joints = float(np.max(difference[..., layout.joint_obs]))
     positions = float(max(np.max(difference[..., part]) for part in layout.position_obs))
     return joints, positions
+
+
+def rotation_angle(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Angle (rad, in [0, pi]) of the rotation between rotation matrices (..., 3, 3): |first^T second| as angle-axis."""
+    relative = np.swapaxes(first, -1, -2) @ second
+    cosine = (np.trace(relative, axis1=-2, axis2=-1) - 1.0) / 2.0
+    skew = relative - np.swapaxes(relative, -1, -2)  # 2 sin(angle) [axis]_x
+    sine = np.linalg.norm(np.stack([skew[..., 2, 1], skew[..., 0, 2], skew[..., 1, 0]], axis=-1), axis=-1) / 2.0
+    return np.arctan2(sine, cosine)  # accurate near 0 and pi, unlike arccos of the trace alone
+
+
+def axis_angle(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Angle (rad, in [0, pi]) between direction vectors (..., 3) of any length."""
+    return np.arctan2(np.linalg.norm(np.cross(first, second), axis=-1), np.sum(first * second, axis=-1))
+
+
+def orientation_error(layout: ObservationLayout, replayed_obs: np.ndarray, recorded_obs: np.ndarray) -> float | None:
+    """Largest angle (rad) between replayed and recorded orientation entries; None where none are observed.
+
+    "euler" entries: the angle of the rotation from the recorded to the replayed body orientation (so euler angles
+    that wrap around, e.g. pi - 0.01 vs -pi + 0.01, count as the 0.02 rad they are). "axis" entries: the angle
+    between the two directions (a spin about the axis itself is not observed and counts 0).
+    """
+    if not layout.orientation_obs:
+        return None
+    replayed, recorded = np.asarray(replayed_obs, np.float64), np.asarray(recorded_obs, np.float64)
+    angles = []
+    for kind, part in layout.orientation_obs:
+        if kind == "euler":
+            angles.append(np.max(rotation_angle(euler2mat(replayed[..., part]), euler2mat(recorded[..., part]))))
+        elif kind == "axis":
+            angles.append(np.max(axis_angle(replayed[..., part], recorded[..., part])))
+        else:
+            raise ValueError(f"unknown orientation kind {kind!r}")
+    return float(max(angles))
