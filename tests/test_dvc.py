@@ -1,7 +1,9 @@
 """The DVC pipeline: generated from the same plan as the Snakefile, and `dvc repro` reruns exactly what changed."""
 
+import argparse
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -56,6 +58,22 @@ def dvc_commands(repo: Path) -> set[str]:
 
     with Repo(str(repo)) as dvc_repo:
         return {normalized(stage.cmd) for stage in dvc_repo.index.stages}
+
+
+def check_demos_command(command: str, scratch: Path) -> None:
+    """A planned `vrl3 demos` command passes the CLI's own argument checks (a mirror a test names, which need not
+    exist, replaced by an existing folder; --out by a new one)."""
+    from vrl3.demos import cli
+
+    words = shlex.split(command)
+    assert words[:2] == ["vrl3", "demos"], command
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(words[2:])
+    if args.mirror is not None:
+        args.mirror = scratch
+    args.out = scratch / "out"
+    cli._check_arguments(args)  # raises UserError (exit 2) for what `vrl3 demos` refuses
 
 
 def dvc_stage_names(repo: Path) -> set[str]:
@@ -177,6 +195,9 @@ VARIANTS = "run_variants=[vrl3,drqv2fd,stage1_random]"
      ["--set", VARIANTS, "--set", "tasks=[door,pen]", "--set", "seeds=[1,2]"], 12),  # variant x task x seed
     (["--config", "tasks=[door,kitchen-mixed]", "seeds=[1]"],  # door's demos from demo_source, kitchen's from Minari
      ["--set", "tasks=[door,kitchen-mixed]", "--set", "seeds=[1]"], 2),
+    (["--config", "tasks=[door,kitchen-mixed]", "seeds=[1]", "demo_source={source: expert, mirror: /m/hand_dapg}"],
+     ["--set", "tasks=[door,kitchen-mixed]", "--set", "seeds=[1]", "--set", "demo_source.source=expert",
+      "--set", "demo_source.mirror=/m/hand_dapg"], 2),  # expert rollouts: no --replay (kitchen's keeps it)
 ])
 def test_dvc_and_snakemake_plan_the_same_runs_commands_and_config(tmp_path, snakemake_args, dvc_args, n_runs):
     workdir = make_workdir(tmp_path / "snakemake")
@@ -184,6 +205,9 @@ def test_dvc_and_snakemake_plan_the_same_runs_commands_and_config(tmp_path, snak
     run([str(BIN / "vrl3"), "dvc-config", *dvc_args], cwd=repo)
     ours, theirs = snakemake_commands(workdir, snakemake_args), dvc_commands(repo)
     assert ours == theirs
+    for command in ours:
+        if command.startswith("vrl3 demos "):
+            check_demos_command(command, tmp_path)
     stage3 = sorted(command for command in ours if "--stage 3" in command)
     assert len(stage3) == n_runs
     if VARIANTS in dvc_args:
@@ -201,6 +225,31 @@ def test_stage_params_are_the_keys_each_stage_reads(tmp_path):
     assert not {"num_train_frames", "agent.std0", "agent.update_every_steps", "task", "seed", "run_dir"} & keys2
     assert keys2 < keys3 and {"num_train_frames", "agent.std0", "eval_every_frames"} <= keys3
     assert not {"seeds", "resources", "slurm", "device", "demos"} & keys3
+
+
+def test_demos_stage_has_the_options_and_params_its_source_reads(tmp_path):
+    def demos_stage(*sets: str) -> dict:
+        assert dvc_config(tmp_path, "--force", *(f"--set={item}" for item in sets)).returncode == 0
+        return yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]["demos"]["do"]
+
+    human = demos_stage()
+    assert " --replay ${demo_source.replay} " in human["cmd"] and "--mirror" not in human["cmd"]
+    assert human["params"] == ["demo_source.source", "demo_source.episodes", "demo_source.replay"]
+    expert = demos_stage("demo_source.source=expert", "demo_source.mirror=/m/hand_dapg")
+    assert "--replay" not in expert["cmd"] and " --mirror ${demo_source.mirror} " in expert["cmd"]
+    assert expert["params"] == ["demo_source.source", "demo_source.episodes"]  # replay is not read, mirror is where
+    minari = demos_stage("demo_source.source=minari", "demo_source.replay=states")
+    assert " --replay ${demo_source.replay} " in minari["cmd"] and "--mirror" not in minari["cmd"]
+
+
+@pytest.mark.parametrize("sets, key", [
+    (["demo_source.source=minari", "demo_source.mirror=/m/hand_dapg"], "demo_source.mirror=/m/hand_dapg"),
+    (["demo_source.source=expert", "demo_source.replay=states"], "demo_source.replay=states"),
+])
+def test_a_demo_source_key_its_source_does_not_read_is_refused(tmp_path, sets, key):
+    error = one_line_error(dvc_config(tmp_path, *(f"--set={item}" for item in sets)))
+    assert f"config key {key} does not apply to" in error and "the default" in error
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,9 @@ def test_the_written_config_is_what_vrl3_train_resolves(workdir):
     (["--config", "tasks=[door, kitchen]"], "'tasks.1'"),
     (["--configfile", "config/smoke.yaml", "--config", "num_demo=30"], "num_demo=30"),  # 3 episodes rendered
     (["--config", "data_dir=Snakefile"], "data_dir"),
+    # keys the source does not read, which `vrl3 demos` would refuse (--mirror with minari, --replay with expert)
+    (["--config", "demo_source={source: minari, mirror: /m/hand_dapg}"], "demo_source.mirror=/m/hand_dapg"),
+    (["--config", "demo_source={source: expert, replay: states}"], "demo_source.replay=states"),
 ])
 def test_bad_config_stops_before_any_job_naming_the_key(workdir, args, key):
     result = snakemake(workdir, "all", "--cores", "1", *args, check=False)
@@ -99,6 +102,20 @@ def test_bad_config_stops_before_any_job_naming_the_key(workdir, args, key):
     message = next(line for line in output.splitlines() if "config key" in line)
     assert key in message, output
     assert not (workdir / "results").exists()
+
+
+def test_expert_demos_are_rendered_by_the_planned_command(tmp_path, mirror):
+    """`demo_source.source: expert` (with replay at its default, which expert rollouts do not read): the rule's
+    command leaves --replay out, and `vrl3 demos` runs it."""
+    workdir = make_workdir(tmp_path / "wd")
+    config = ["--configfile", "config/smoke.yaml", "--config", "num_demo=1",
+              f"demo_source={{source: expert, episodes: 1, mirror: {mirror}}}"]
+    planned = snakemake(workdir, "-n", "-p", "data/demos/door", *config).stdout
+    [command] = [line for line in planned.splitlines() if line.startswith("Shell command: vrl3 demos")]
+    assert "--source expert --episodes 1 --mirror" in command and "--replay" not in command, command
+    snakemake(workdir, "--cores", "1", "data/demos/door", *config)
+    manifest = json.loads((workdir / "data/demos/door/manifest.json").read_text())
+    assert manifest["source"] == "expert" and manifest["replay"] is None and len(manifest["episodes"]) == 1
 
 
 def test_stage1_mirror_without_a_folder_is_refused(workdir):

@@ -122,21 +122,28 @@ def _demos_stages(config: dict, tasks: list[str]) -> dict:
     adroit = [task for task in tasks if task not in kitchen]
     stages = {"demos": _adroit_demos_stage(config, adroit)} if adroit else {}
     if kitchen:
-        source = KITCHEN_DEMO_SOURCE
-        stages["kitchen_demos"] = {"foreach": kitchen, "do": {
-            "cmd": f"vrl3 demos --task ${{item}} --source {source['source']} --episodes ${{demo_source.episodes}}"
-                   f" --replay {source['replay']} --out {config['data_dir']}/demos/${{item}}",
-            "params": ["demo_source.episodes"],
-            "outs": [f"{config['data_dir']}/demos/${{item}}"]}}
+        stages["kitchen_demos"] = _demos_stage(config, kitchen, KITCHEN_DEMO_SOURCE)
     return stages
 
 
 def _adroit_demos_stage(config: dict, tasks: list[str]) -> dict:
-    mirror = " --mirror ${demo_source.mirror}" if config["demo_source"]["mirror"] else ""
+    return _demos_stage(config, tasks, {})
+
+
+def _demos_stage(config: dict, tasks: list[str], fixed: dict) -> dict:
+    """One `vrl3 demos` stage per task, its options from plan.demos_options as the Snakemake rule's (which ones
+    follow demo_source.source and whether a mirror is set, fixed here); each value is read from params.yaml
+    (`${demo_source.<key>}`, a DVC param but the mirror, which says where the files lie) unless `fixed` gives it."""
+    demo_source = {**config["demo_source"], **fixed}
+
+    def spell(key: str) -> str:
+        return str(fixed[key]) if key in fixed else f"${{demo_source.{key}}}"
+
     return {"foreach": tasks, "do": {
-        "cmd": "vrl3 demos --task ${item} --source ${demo_source.source} --episodes ${demo_source.episodes}"
-               " --replay ${demo_source.replay}" + mirror + f" --out {config['data_dir']}/demos/${{item}}",
-        "params": ["demo_source.source", "demo_source.episodes", "demo_source.replay"],
+        "cmd": f"vrl3 demos --task ${{item}} {plan.demos_options(demo_source, spell)}"
+               f" --out {config['data_dir']}/demos/${{item}}",
+        "params": [f"demo_source.{key}" for key in plan.demos_keys(demo_source)
+                   if key not in fixed and key != "mirror"],
         "outs": [f"{config['data_dir']}/demos/${{item}}"]}}
 
 

@@ -3,12 +3,15 @@
 import hashlib
 import json
 import os
+import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from vrl3.demos.task_source import demo_source_for
 from vrl3.errors import UserError
 from vrl3.paths import file_in_the_way
 from vrl3.pipeline import variants as variant_specs
@@ -26,6 +29,49 @@ def prepare_job_environment() -> None:
 
 def demos_dir(config: dict, task: str) -> str:
     return f"{config['data_dir']}/demos/{task}"
+
+
+# demo_source keys that only some sources read: the sources, the value meaning "not used" (replay must hold one, the
+# schema gives it no null) and why the others do not read it. `vrl3 demos` refuses --replay with --source expert and
+# --mirror with --source minari, so the commands leave those options out, and a config setting them otherwise stops.
+SOURCE_SPECIFIC_KEYS = {
+    "replay": (("human", "minari"), "actions", "expert rollouts replay no recorded demos"),
+    "mirror": (("human", "expert"), None, "Minari reads $MINARI_DATASETS_PATH, not hand_dapg's files"),
+}
+
+
+def demos_keys(demo_source: dict) -> list[str]:
+    """The keys of a task's demo_source (vrl3.demos.task_source) that `vrl3 demos` gets, in command order: source and
+    episodes; replay for recorded demos (human, minari); mirror for hand_dapg's files (human, expert) when set."""
+    return ["source", "episodes"] + [
+        key for key, (sources, _, _) in SOURCE_SPECIFIC_KEYS.items()
+        if demo_source["source"] in sources and demo_source[key] is not None]
+
+
+def demos_values(demo_source: dict) -> dict:
+    """demos_keys with their values."""
+    return {key: demo_source[key] for key in demos_keys(demo_source)}
+
+
+def demos_options(demo_source: dict, spell: Callable[[str], str] | None = None) -> str:
+    """`--source S --episodes N [--replay R] [--mirror DIR]` of `vrl3 demos` (the flags are the keys' names), each
+    value as spell(key) writes it (default: the value, shell-quoted): the Snakemake rule and dvc.yaml's demos stages
+    both build their commands here."""
+    spell = spell or (lambda key: shlex.quote(str(demo_source[key])))
+    return " ".join(f"--{key} {spell(key)}" for key in demos_keys(demo_source))
+
+
+def check_demo_source(config: dict) -> None:
+    """Before any job: no task's demo_source sets a key its source does not read (`vrl3 demos` would refuse it)."""
+    for task in config["tasks"]:
+        demo_source = demo_source_for(task, config["demo_source"])  # kitchen tasks: Minari's, always valid
+        source = demo_source["source"]
+        for key, (sources, unused, why) in SOURCE_SPECIFIC_KEYS.items():
+            if source not in sources and demo_source[key] != unused:
+                unused_text = "null" if unused is None else unused
+                raise UserError(f"config key demo_source.{key}={demo_source[key]} does not apply to "
+                                f"demo_source.source={source} ({why}): set demo_source.{key} to {unused_text} "
+                                f"(the default, unused by {source}) or choose source {' or '.join(sources)}")
 
 
 def encoder_path(config: dict, arch: str) -> str | None:
@@ -106,6 +152,7 @@ def plan_run(config_file: str | Path, config: dict, variant: variant_specs.Varia
 
 def plan_runs(config_file: str | Path, config: dict) -> list[Run]:
     check_paths(config)
+    check_demo_source(config)
     planned = [plan_run(config_file, config, variant, task, seed) for variant, task, seed in runs(config)]
     rendered = config["demo_source"]["episodes"]
     for run in planned:
