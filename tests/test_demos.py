@@ -89,6 +89,7 @@ def test_human_door_demos_via_cli(mirror, tmp_path, capsys):
         assert episode["recorded_goal_steps"] == recorded_goal_steps
         assert episode["recorded_success"] == (recorded_goal_steps > 25)
         assert 0 < episode["max_state_error"] < 2.0
+        assert episode["max_orientation_error"] is None  # door's observation holds no object orientation
 
 
 def test_expert_door_one_rendered_episode_via_cli(mirror, tmp_path, capsys):

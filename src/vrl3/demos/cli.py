@@ -146,4 +146,5 @@ def _replayed(env, demo: dict, replay: str) -> tuple[list, dict]:
     return result.steps, {"recorded_goal_steps": result.recorded_goal_steps,
                           "recorded_success": episode_success(env.task, result.recorded_goal_steps),
                           "max_state_error": result.max_state_error,
-                          "max_position_error": result.max_position_error}
+                          "max_position_error": result.max_position_error,
+                          "max_orientation_error": result.max_orientation_error}
