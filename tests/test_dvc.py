@@ -40,9 +40,11 @@ def ran_stages(output: str) -> set[str]:
 
 
 def normalized(command: str) -> str:
-    """A command without its log redirection, the name of its config file and repeated blanks."""
+    """A command without its log redirection, the name of its config file, its thread count and repeated
+    blanks."""
     command = re.sub(r"\s*\(?>{1,2}\s*\S+\.log.*$", "", command.strip()).strip("() ")
     command = re.sub(r"--config \S+", "--config CONFIG", command)
+    command = re.sub(r"--workers \d+", "--workers N", command)  # Snakemake caps a job's threads at --cores
     return " ".join(command.split())
 
 
@@ -198,6 +200,8 @@ VARIANTS = "run_variants=[vrl3,drqv2fd,stage1_random]"
     (["--config", "tasks=[door,kitchen-mixed]", "seeds=[1]", "demo_source={source: expert, mirror: /m/hand_dapg}"],
      ["--set", "tasks=[door,kitchen-mixed]", "--set", "seeds=[1]", "--set", "demo_source.source=expert",
       "--set", "demo_source.mirror=/m/hand_dapg"], 2),  # expert rollouts: no --replay (kitchen's keeps it)
+    (["--config", "stage1={source: pretrain, imagenet: /m/imagenet, epochs: 2}"],  # one command: pretrain --publish
+     ["--set", "stage1.source=pretrain", "--set", "stage1.imagenet=/m/imagenet", "--set", "stage1.epochs=2"], 12),
 ])
 def test_dvc_and_snakemake_plan_the_same_runs_commands_and_config(tmp_path, snakemake_args, dvc_args, n_runs):
     workdir = make_workdir(tmp_path / "snakemake")
@@ -208,6 +212,10 @@ def test_dvc_and_snakemake_plan_the_same_runs_commands_and_config(tmp_path, snak
     for command in ours:
         if command.startswith("vrl3 demos "):
             check_demos_command(command, tmp_path)
+        assert " && " not in command, command  # each job is one vrl3 command
+    if "stage1.source=pretrain" in dvc_args:
+        assert any(command.startswith("vrl3 pretrain ") and "--publish data/stage1/resnet6_32channel_checkpoint"
+                   in command for command in ours), ours
     stage3 = sorted(command for command in ours if "--stage 3" in command)
     assert len(stage3) == n_runs
     if VARIANTS in dvc_args:

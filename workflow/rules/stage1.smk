@@ -35,7 +35,7 @@ if STAGE1["source"] in ("fetch", "mirror"):
 if STAGE1["source"] == "pretrain":
 
     # `vrl3 pretrain` resumes from its own checkpoint in pretrain-{arch}/, which no rule declares (Snakemake
-    # deletes declared outputs before rerunning a job); the finished file is then copied and checksummed.
+    # deletes declared outputs before rerunning a job); --publish copies the finished file to the output.
     rule stage1_pretrain:
         output:
             f"{STAGE1_DIR}/{{arch}}_checkpoint.pth.tar",
@@ -52,7 +52,6 @@ if STAGE1["source"] == "pretrain":
         conda:
             CONDA_ENV
         shell:
-            "(vrl3 pretrain --data {params.imagenet} --arch {wildcards.arch} --epochs {params.epochs}"
-            " --batch-size {params.batch_size} --workers {threads} --out {params.workdir}"
-            " && vrl3 encoder --source mirror --mirror {params.workdir} --arch {wildcards.arch} --out {output})"
+            "vrl3 pretrain --data {params.imagenet} --arch {wildcards.arch} --epochs {params.epochs}"
+            " --batch-size {params.batch_size} --workers {threads} --out {params.workdir} --publish {output}"
             " > {log} 2>&1"

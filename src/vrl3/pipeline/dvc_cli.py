@@ -6,8 +6,8 @@ vrl3.pipeline.plan). dvc.yaml's structure (which variants, tasks, seeds, paths, 
 written; values are read from params.yaml when `dvc repro` runs, and each stage's `params` lists exactly the keys
 that stage reads (vrl3.train.stage_keys), so `dvc repro` reruns only what a changed key affects; a variant's
 overrides are key=value words of its stages' commands (a changed override changes the command). After changing
-tasks, seeds, paths, variants, run_variants, demo_source.mirror, stage1.source or stage1.mirror, run this command
-again.
+tasks, seeds, paths, variants, run_variants, demo_source.source, demo_source.mirror, stage1.source or
+stage1.mirror, run this command again.
 
 The config files are the one source of both workflows; params.yaml is DVC's copy of them. Each written file ends
 its header with a digest of its text, so a later run can tell a file it wrote (replaced freely) from one edited
@@ -154,7 +154,7 @@ def _stage1_stage(config: dict, archs: list[str]) -> dict:
         workdir = f"{config['data_dir']}/stage1/pretrain-${{item}}"
         cmd = ("vrl3 pretrain --data ${stage1.imagenet} --arch ${item} --epochs ${stage1.epochs}"
                f" --batch-size ${{stage1.batch_size}} --workers ${{resources.stage1.cpus}} --out {workdir}"
-               f" && vrl3 encoder --source mirror --mirror {workdir} --arch ${{item}} --out {out}")
+               f" --publish {out}")
         params = ["stage1.source", "stage1.epochs", "stage1.batch_size"]
     else:
         mirror = " --mirror ${stage1.mirror}" if source == "mirror" else ""
