@@ -165,11 +165,9 @@ def as_from_a_terminal() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
-@pytest.fixture(scope="module")
-def finished(workdir, mirror):
-    """The smoke workflow (+ tiny budgets) interrupted with SIGINT mid stage 3, then rerun to the end."""
-    args = ["all", "--cores", "2", "--configfile", "config/smoke.yaml", "tiny.yaml", "--config", mirror_config(mirror)]
-    run_dir = workdir / "results/smoke/runs/vrl3/door/seed1"
+def interrupt_mid_stage3(workdir: Path, args: list[str], run_dir: Path, signal_number: int) -> str:
+    """Start the workflow, send `signal_number` to its whole process group once stage 3 has written two
+    evaluations, wait until every process of it is gone; returns what it printed."""
     process = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                preexec_fn=as_from_a_terminal)
@@ -180,9 +178,9 @@ def finished(workdir, mirror):
                 break
             time.sleep(0.5)
         assert process.poll() is None, f"the run ended before it was interrupted:\n{process.stdout.read()[-3000:]}"
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: the whole process group of the run
-        first = process.communicate(timeout=120)[0]
-        assert process.returncode != 0, f"SIGINT did not stop the run:\n{first[-3000:]}"
+        os.killpg(process.pid, signal_number)  # SIGINT: what Ctrl-C does; SIGKILL: a preemption or the OOM killer
+        printed = process.communicate(timeout=120)[0]
+        assert process.returncode != 0, f"signal {signal_number} did not stop the run:\n{printed[-3000:]}"
         deadline = time.time() + 30
         while time.time() < deadline and group_alive(process.pid):
             time.sleep(0.5)
@@ -190,6 +188,15 @@ def finished(workdir, mirror):
     finally:
         if group_alive(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
+    return printed
+
+
+@pytest.fixture(scope="module")
+def finished(workdir, mirror):
+    """The smoke workflow (+ tiny budgets) interrupted with SIGINT mid stage 3, then rerun to the end."""
+    args = ["all", "--cores", "2", "--configfile", "config/smoke.yaml", "tiny.yaml", "--config", mirror_config(mirror)]
+    run_dir = workdir / "results/smoke/runs/vrl3/door/seed1"
+    first = interrupt_mid_stage3(workdir, args, run_dir, signal.SIGINT)
     interrupted_log = (workdir / "results/smoke/logs/vrl3/door/seed1/stage3.log").read_text()
     result = snakemake(workdir, *args, "--rerun-incomplete")
     return {"workdir": workdir, "run_dir": run_dir, "args": args, "first": first, "interrupted": interrupted_log,
@@ -204,6 +211,24 @@ def test_interrupted_run_resumes_from_its_checkpoint(finished):
     frames = [int(row["frame"]) for row in eval_rows(finished["run_dir"] / "eval.csv")]
     assert frames == [0, 200, 400]  # one row per evaluation: none lost, none repeated
     assert "rule stage2" not in finished["second"] and "rule demos" not in finished["second"]
+
+
+def test_a_killed_workflow_resumes_with_rerun_incomplete_and_writes_the_same_evaluations(finished,
+                                                                                          tmp_path_factory):
+    """SIGKILL leaves Snakemake no time to clean up: its lock stays; after `--unlock`, the rerun must resume the
+    run from its checkpoint (not start it over) and log the same evaluations as the SIGINT-interrupted run."""
+    workdir = make_workdir(tmp_path_factory.mktemp("killed") / "wd", overlay=TINY)
+    run_dir = workdir / "results/smoke/runs/vrl3/door/seed1"
+    interrupt_mid_stage3(workdir, finished["args"], run_dir, signal.SIGKILL)
+    locked = snakemake(workdir, *finished["args"], check=False)  # Snakemake's lock outlived it: docs/workflow.md
+    assert locked.returncode != 0 and "--unlock" in locked.stderr
+    snakemake(workdir, *finished["args"], "--unlock")
+    snakemake(workdir, *finished["args"], "--rerun-incomplete")
+    assert "resuming results/smoke/runs/vrl3/door/seed1 at stage 3 frame" in (
+        workdir / "results/smoke/logs/vrl3/door/seed1/stage3.log").read_text()
+    columns = ["episode", "episode_length", "episode_reward", "frame", "step", "success_rate"]  # not total_time
+    killed, interrupted = eval_rows(run_dir / "eval.csv"), eval_rows(finished["run_dir"] / "eval.csv")
+    assert [[row[c] for c in columns] for row in killed] == [[row[c] for c in columns] for row in interrupted]
 
 
 def test_end_to_end_outputs(finished):
