@@ -94,6 +94,8 @@ def test_the_written_config_is_what_vrl3_train_resolves(workdir):
     # keys the source does not read, which `vrl3 demos` would refuse (--mirror with minari, --replay with expert)
     (["--config", "demo_source={source: minari, mirror: /m/hand_dapg}"], "demo_source.mirror=/m/hand_dapg"),
     (["--config", "demo_source={source: expert, replay: states}"], "demo_source.replay=states"),
+    # more episodes than the Minari dataset holds (kitchen-complete: 19; the paper config renders 25 Adroit demos)
+    (["--config", "tasks=[door,kitchen-complete]"], "demo_source.episodes=25 is more than the 19 episodes"),
 ])
 def test_bad_config_stops_before_any_job_naming_the_key(workdir, args, key):
     result = snakemake(workdir, "all", "--cores", "1", *args, check=False)

@@ -42,6 +42,7 @@ class KitchenTask:
     max_env_steps: int = 280  # FrankaKitchen-v1's max_episode_steps (and that of the complete dataset)
     action_dim: int = 9
     encoder_lr_scale: float = 1.0
+    dataset_episodes: int | None = None  # episodes in the Minari dataset (docs/kitchen.md)
 
     @property
     def frame_channels(self) -> int:
@@ -68,11 +69,11 @@ ADROIT_TASKS = {
 # (Farama's minari-dataset-generation-scripts, scripts/D4RL/kitchen/create_franka_dataset.py).
 KITCHEN_TASKS = {
     "kitchen-complete": KitchenTask("kitchen-complete", "D4RL/kitchen/complete-v2",
-                                    ("microwave", "kettle", "light switch", "slide cabinet")),
+                                    ("microwave", "kettle", "light switch", "slide cabinet"), dataset_episodes=19),
     "kitchen-partial": KitchenTask("kitchen-partial", "D4RL/kitchen/partial-v2",
-                                   ("microwave", "kettle", "light switch", "slide cabinet")),
+                                   ("microwave", "kettle", "light switch", "slide cabinet"), dataset_episodes=621),
     "kitchen-mixed": KitchenTask("kitchen-mixed", "D4RL/kitchen/mixed-v2",
-                                 ("microwave", "kettle", "bottom burner", "light switch")),
+                                 ("microwave", "kettle", "bottom burner", "light switch"), dataset_episodes=621),
 }
 
 TASKS = {**ADROIT_TASKS, **KITCHEN_TASKS}

@@ -16,6 +16,7 @@ from vrl3.errors import UserError
 from vrl3.paths import file_in_the_way
 from vrl3.pipeline import variants as variant_specs
 from vrl3.pipeline.variants import merge  # noqa: F401 (dvc_cli and the Snakefile use plan.merge)
+from vrl3.tasks import get_task
 from vrl3.train.config import load_config
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
@@ -72,6 +73,12 @@ def check_demo_source(config: dict) -> None:
                 raise UserError(f"config key demo_source.{key}={demo_source[key]} does not apply to "
                                 f"demo_source.source={source} ({why}): set demo_source.{key} to {unused_text} "
                                 f"(the default, unused by {source}) or choose source {' or '.join(sources)}")
+        task_spec = get_task(task)
+        held = getattr(task_spec, "dataset_episodes", None)
+        if held is not None and demo_source["episodes"] > held:
+            raise UserError(f"config key demo_source.episodes={demo_source['episodes']} is more than the {held} "
+                            f"episodes of {task_spec.minari_dataset} (task {task}): set demo_source.episodes and "
+                            f"num_demo to at most {held} (config/kitchen.yaml does)")
 
 
 def encoder_path(config: dict, arch: str) -> str | None:
