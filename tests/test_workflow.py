@@ -103,6 +103,7 @@ def test_bad_config_stops_before_any_job_naming_the_key(workdir, args, key):
     output = result.stdout + result.stderr
     message = next(line for line in output.splitlines() if "config key" in line)
     assert key in message, output
+    assert message.startswith("Error: ") and "File \"" not in output and "WorkflowError" not in output, output
     assert not (workdir / "results").exists()
 
 

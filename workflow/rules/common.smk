@@ -1,15 +1,21 @@
 # Helpers shared by the rules: the runs, their paths and per-stage parameters come from vrl3.pipeline.plan, the
 # same code `vrl3 dvc-config` uses for dvc.yaml.
 import shlex
+import sys
 
 import yaml
-from snakemake.exceptions import WorkflowError
 
 from vrl3.errors import UserError
 from vrl3.pipeline import plan
 from vrl3.train.config import validate as validate_vrl3_config
 
 CONDA_ENV = "../../envs/vrl3.yaml"  # relative to this folder, as Snakemake's conda: directive wants
+
+
+def stop(message):
+    """A config error: one line and exit 1 before any job (a WorkflowError adds a header and a traceback)."""
+    print(f"Error: {message}", file=sys.stderr)
+    sys.exit(1)
 
 plan.prepare_job_environment()
 
@@ -44,7 +50,7 @@ def check_config(config):
     try:
         validate_vrl3_config(config, f"config (files {files}; --config)")
     except UserError as error:
-        raise WorkflowError(str(error)) from None
+        stop(error)
 
 
 def plan_runs(config):
@@ -55,7 +61,7 @@ def plan_runs(config):
     try:
         return config_file, {(run.variant, run.task, run.seed): run for run in plan.plan_runs(config_file, config)}
     except UserError as error:
-        raise WorkflowError(str(error)) from None
+        stop(error)
 
 
 def step_resources(step):
