@@ -18,7 +18,7 @@ export MUJOCO_GL=${MUJOCO_GL:-egl} PYTHONUNBUFFERED=1
     --episodes "$episodes" --out "$out/demos"
 status=0
 timeout --signal=INT "$seconds" $python -m vrl3 train --config config/config.yaml task=door seed=1 \
-    demos="$out/demos" run_dir="$out/run" stage1_checkpoint=null num_demo="$episodes" "$@" || status=$?
+    demos="$out/demos" run_dir="$out/run" stage1.source=none num_demo="$episodes" "$@" || status=$?
 # 124: the budget ran out (the run resumes from its last checkpoint when the command is repeated)
 [ "$status" = 0 ] || [ "$status" = 124 ] || exit "$status"
 echo "stage-2 evaluations:"; cat "$out/run/stage2/stage2_eval.csv"

@@ -22,6 +22,18 @@ def test_paper_defaults_match_the_reference():
     assert load_config(PAPER, ["task=relocate"])["agent"]["encoder_lr_scale"] == 0.01
 
 
+def test_runs_start_from_the_stage1_encoder_unless_stage1_source_is_none():
+    """VRL3's default (stage1_use_pretrain): the encoder the workflow puts in data_dir; none = random init."""
+    assert load_config(PAPER)["stage1_checkpoint"] == "data/stage1/resnet6_32channel_checkpoint.pth.tar"
+    wide = load_config(PAPER, ["agent.stage1_model_name=resnet6_64channel", "data_dir=/d"])
+    assert wide["stage1_checkpoint"] == "/d/stage1/resnet6_64channel_checkpoint.pth.tar"
+    assert load_config(PAPER, ["stage1_checkpoint=/m/mine.pth.tar"])["stage1_checkpoint"] == "/m/mine.pth.tar"
+    assert load_config(PAPER, ["stage1.source=none"])["stage1_checkpoint"] is None
+    assert load_config(SMOKE)["stage1_checkpoint"] is None  # the smoke config: stage1.source none
+    with pytest.raises(UserError, match="stage1_checkpoint=/m/mine.pth.tar but stage1.source is none"):
+        load_config(PAPER, ["stage1.source=none", "stage1_checkpoint=/m/mine.pth.tar"])
+
+
 def test_smoke_overlays_the_defaults_and_overrides_win():
     cfg = load_config(SMOKE, ["seed=7", "agent.lr=0.0003"])
     assert cfg["seed"] == 7 and cfg["agent"]["lr"] == 0.0003

@@ -143,6 +143,9 @@ def stage1_file(path: Path, state: dict, **extra) -> str:
     return f"stage1_checkpoint={path}"
 
 
+PRETRAINED = "stage1.source=fetch"  # the smoke config trains a random encoder (stage1.source none)
+
+
 def bad_inputs(tmp: Path, demos: Path) -> dict[str, tuple[list[str], str]]:
     """case -> (changed arguments, text the error must contain)."""
     good = make_resnet84("resnet6_32channel").state_dict()
@@ -152,13 +155,16 @@ def bad_inputs(tmp: Path, demos: Path) -> dict[str, tuple[list[str], str]]:
         "demos of another task": ([f"demos={fake_demos(tmp / 'hammer', 'hammer')}"], "'hammer' demos"),
         "demos without manifest": ([f"demos={(tmp / 'empty').mkdir() or tmp / 'empty'}"], "no manifest.json"),
         "num_demo too large": (["num_demo=5"], "num_demo=5"),
-        "stage-1 missing keys": ([stage1_file(tmp / "missing.pth", missing)], "missing keys [layer1."),
-        "stage-1 extra keys": ([stage1_file(tmp / "extra.pth", good | {"extra.weight": torch.ones(1)})],
+        "stage-1 missing keys": ([PRETRAINED, stage1_file(tmp / "missing.pth", missing)], "missing keys [layer1."),
+        "stage-1 extra keys": ([PRETRAINED, stage1_file(tmp / "extra.pth", good | {"extra.weight": torch.ones(1)})],
                                "unexpected keys [extra.weight]"),
-        "stage-1 other architecture": ([stage1_file(tmp / "arch.pth", other, arch="resnet10_32channel")],
+        "stage-1 other architecture": ([PRETRAINED, stage1_file(tmp / "arch.pth", other, arch="resnet10_32channel")],
                                        "is for arch 'resnet10_32channel'"),
-        "stage-1 other shapes": ([stage1_file(tmp / "shape.pth", make_resnet84("resnet6_64channel").state_dict())],
+        "stage-1 other shapes": ([PRETRAINED,
+                                  stage1_file(tmp / "shape.pth", make_resnet84("resnet6_64channel").state_dict())],
                                  "shapes differ"),
+        "stage-1 file not there yet": (["stage1.source=fetch", f"data_dir={tmp / 'nodata'}"],
+                                       "nodata/stage1/resnet6_32channel_checkpoint.pth.tar not found: get it with"),
         "negative frames": (["num_train_frames=-200"], "num_train_frames"),
         "empty seed list": (["seeds=[]"], "seeds"),
         "unknown key": (["agent.learning_rate=1"], "unknown config key 'agent.learning_rate'"),

@@ -122,8 +122,8 @@ def make_resnet84(name: str, num_classes: int | None = 1000, generator: torch.Ge
 
 def _read_checkpoint(path: Path, trusted: bool) -> object:
     if not path.is_file():
-        raise UserError(f"stage-1 checkpoint {path} not found: run `vrl3 pretrain` or download "
-                        f"<arch>_checkpoint.pth.tar, or set stage1 to none")
+        raise UserError(f"stage-1 checkpoint {path} not found: get it with `vrl3 encoder` (or `vrl3 pretrain "
+                        f"--publish`), pass stage1_checkpoint=FILE, or set stage1.source=none for a random encoder")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable pickles

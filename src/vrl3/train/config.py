@@ -82,4 +82,21 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     task = get_task(resolved["task"])
     if resolved["agent"]["encoder_lr_scale"] == "auto":
         resolved["agent"]["encoder_lr_scale"] = task.encoder_lr_scale
+    _resolve_stage1_checkpoint(resolved, source)
     return resolved
+
+
+def default_stage1_checkpoint(cfg: dict) -> str:
+    """Where the workflow's stage-1 rules put the encoder of cfg's architecture."""
+    return f"{cfg['data_dir']}/stage1/{cfg['agent']['stage1_model_name']}_checkpoint.pth.tar"
+
+
+def _resolve_stage1_checkpoint(cfg: dict, source: str) -> None:
+    """stage1.source decides whether a run starts from a stage-1 encoder (VRL3's default) or a random one (none);
+    a null stage1_checkpoint then means the file the workflow puts in data_dir."""
+    if cfg["stage1"]["source"] == "none":
+        if cfg["stage1_checkpoint"] is not None:
+            raise UserError(f"{source}: stage1_checkpoint={cfg['stage1_checkpoint']} but stage1.source is none "
+                            f"(random init): set stage1_checkpoint=null, or stage1.source to fetch, mirror or pretrain")
+    elif cfg["stage1_checkpoint"] is None:
+        cfg["stage1_checkpoint"] = default_stage1_checkpoint(cfg)
