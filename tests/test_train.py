@@ -134,3 +134,18 @@ def test_two_envs_kill_and_resume_gives_the_same_logs(two_env_run, door_demos, t
     subprocess.run(command, check=True, capture_output=True)
     pd.testing.assert_frame_equal(without_time(run_dir / "eval.csv"), without_time(two_env_run / "eval.csv"))
     pd.testing.assert_frame_equal(without_time(run_dir / "train.csv"), without_time(two_env_run / "train.csv"))
+
+
+def test_the_smoke_config_runs_as_written(door_demos, tmp_path):
+    """config/smoke.yaml's own budgets (only num_demo lowered to the 2 demos this session renders): what the README's
+    main command runs for every task."""
+    run_dir = tmp_path / "smoke"
+    subprocess.run([sys.executable, "-m", "vrl3.cli", "train", "--config", str(SMOKE), "num_demo=2",
+                    f"demos={door_demos}", f"run_dir={run_dir}"], check=True, capture_output=True)
+    evals = pd.read_csv(run_dir / "eval.csv")
+    assert evals["frame"].tolist() == [0, 400, 800]  # eval_every_frames 400 up to num_train_frames 1200
+    assert (evals["episode_length"] == 200).all()
+    stage2 = pd.read_csv(run_dir / "stage2" / "stage2_eval.csv")
+    assert stage2["update"].tolist() == [0, 20]  # stage2_eval_every_frames 20 of stage2_n_update 40
+    assert pd.read_csv(run_dir / "train.csv")["frame"].max() <= 1200
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints" / "latest.pt").is_file()
