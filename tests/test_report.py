@@ -70,6 +70,15 @@ def test_frames_to_threshold_averages_seeds_and_reports_not_reached():
     assert np.isinf(point) and np.isinf(high)
 
 
+def test_frames_to_threshold_interval_spans_the_seeds_own_crossings():
+    # seeds jumping at 0.5M and 1M: the mean curve reaches 90 % only from 1M (window of 4 evals -> 1.2M). Resampling
+    # the two seeds gives {early, early} (0.7M), a mixed pair (1.2M) or {late, late} (1.2M), each with probability
+    # >= 1/4, so the 95 % percentile interval is [0.7M, 1.2M].
+    seeds = np.stack([step_curve(GRID, 500_000), step_curve(GRID, 1_000_000)])
+    point, low, high = stats.frames_to_threshold(GRID, seeds, 0.9, 200_000, 400, np.random.default_rng(0))
+    assert (point, low, high) == (1_200_000, 700_000, 1_200_000)
+
+
 def test_frames_to_threshold_skips_the_last_window_like_plot_utils():
     # success only in the last 4 evals: the window covering them would give frame (n)*50k, past the log;
     # plot_utils loops over range(n - window), so this counts as not reached.
