@@ -17,7 +17,7 @@ from vrl3.paths import file_in_the_way
 from vrl3.pipeline import variants as variant_specs
 from vrl3.pipeline.variants import merge  # noqa: F401 (dvc_cli and the Snakefile use plan.merge)
 from vrl3.tasks import get_task
-from vrl3.train.config import load_config
+from vrl3.train.config import default_stage1_checkpoint, load_config
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
 
@@ -85,7 +85,7 @@ def encoder_path(config: dict, arch: str) -> str | None:
     """The stage-1 checkpoint runs load; None when stage1.source is none (random init)."""
     if config["stage1"]["source"] == "none":
         return None
-    return f"{config['data_dir']}/stage1/{arch}_checkpoint.pth.tar"
+    return default_stage1_checkpoint(config["data_dir"], arch)
 
 
 def run_dir(config: dict, variant: str, task: str, seed: int) -> str:

@@ -86,9 +86,9 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     return resolved
 
 
-def default_stage1_checkpoint(cfg: dict) -> str:
-    """Where the workflow's stage-1 rules put the encoder of cfg's architecture."""
-    return f"{cfg['data_dir']}/stage1/{cfg['agent']['stage1_model_name']}_checkpoint.pth.tar"
+def default_stage1_checkpoint(data_dir: str, arch: str) -> str:
+    """Where the workflow's stage-1 rules put the encoder of `arch`."""
+    return f"{data_dir}/stage1/{arch}_checkpoint.pth.tar"
 
 
 def _resolve_stage1_checkpoint(cfg: dict, source: str) -> None:
@@ -99,4 +99,4 @@ def _resolve_stage1_checkpoint(cfg: dict, source: str) -> None:
             raise UserError(f"{source}: stage1_checkpoint={cfg['stage1_checkpoint']} but stage1.source is none "
                             f"(random init): set stage1_checkpoint=null, or stage1.source to fetch, mirror or pretrain")
     elif cfg["stage1_checkpoint"] is None:
-        cfg["stage1_checkpoint"] = default_stage1_checkpoint(cfg)
+        cfg["stage1_checkpoint"] = default_stage1_checkpoint(cfg["data_dir"], cfg["agent"]["stage1_model_name"])
