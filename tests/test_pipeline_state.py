@@ -172,3 +172,13 @@ def test_stage2_job_drops_stage3_state_made_with_other_stage3_values(run_cfg):
 def test_empty_folders_made_by_snakemake_are_not_stale_state(run_cfg):
     (plan.Path(run_cfg["run_dir"]) / "stage2").mkdir(parents=True)
     assert prepare_stage(run_cfg, 2) == "start"
+
+
+def test_set_aside_names_never_reuse_a_taken_name(tmp_path):
+    from vrl3.paths import set_aside_name
+
+    first = set_aside_name(tmp_path, "params.yaml.edited-")
+    first.write_text("kept")
+    second = set_aside_name(tmp_path, "params.yaml.edited-")  # within the same second as a rule
+    assert first.name.startswith("params.yaml.edited-") and first.name.endswith("Z")
+    assert second != first and second.name.startswith(first.name.split("Z")[0])

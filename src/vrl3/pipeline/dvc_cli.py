@@ -22,7 +22,6 @@ import re
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
@@ -30,7 +29,7 @@ from omegaconf import OmegaConf
 
 from vrl3.demos.task_source import KITCHEN_DEMO_SOURCE
 from vrl3.errors import UserError
-from vrl3.paths import file_in_the_way
+from vrl3.paths import file_in_the_way, set_aside_name
 from vrl3.pipeline import plan
 from vrl3.tasks import KitchenTask, get_task
 from vrl3.train.config import DEFAULTS_PATH, validate
@@ -331,8 +330,7 @@ def _edited_message(edited: dict[Path, str]) -> str:
 
 def _keep_edited(paths: list[Path]) -> dict[Path, Path]:
     """Copies of the edited files about to be replaced, beside them: path -> copy."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    kept = {path: path.with_name(f"{path.name}.edited-{stamp}") for path in paths}
+    kept = {path: set_aside_name(path.parent, f"{path.name}.edited-") for path in paths}
     try:
         for path, copy in kept.items():
             shutil.copyfile(path, copy)

@@ -11,12 +11,12 @@ but the saved stage-3 episodes: logs, params and checkpoints move to run_dir/sup
 import hashlib
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from vrl3.paths import set_aside_name
 from vrl3.pipeline.plan import canonical
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
@@ -97,11 +97,7 @@ def _params_match(path: Path, params: dict) -> bool:
 
 def set_aside(paths: list[Path], run_dir: Path) -> Path:
     """Move `paths` (inside run_dir) to run_dir/superseded/<UTC time>/, same layout; saved episodes are deleted."""
-    kept = run_dir / SUPERSEDED / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    suffix = 0
-    while kept.exists():
-        suffix += 1
-        kept = kept.with_name(f"{kept.name.split('-')[0]}-{suffix}")
+    kept = set_aside_name(run_dir / SUPERSEDED)
     for path in paths:
         if not path.exists():
             continue
