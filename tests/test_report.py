@@ -333,11 +333,14 @@ def test_paper_file_has_the_reference_numbers_and_citation():
 
 
 def test_efficiency_is_rrl_frames_over_ours():
-    rows = _efficiency_rows({("vrl3", "relocate"): 900_000.0, ("rrl", "relocate"): 11_000_000.0}, {})
+    no_ci = (np.nan, np.nan)
+    rows = _efficiency_rows({("vrl3", "relocate"): (900_000.0, *no_ci), ("rrl", "relocate"): (11_000_000.0, *no_ci)},
+                            {})
     ratio = {(r["task"], r["metric"]): r["value"] for r in rows}
     assert ratio[("relocate", "sample_efficiency_vs_rrl_pct")] == pytest.approx(100 * 11 / 0.9)
-    rows = _efficiency_rows({("vrl3", "door"): 1e6, ("rrl", "door"): 4e6, ("vrl3", "pen"): 1e6,
-                             ("rrl", "pen"): 2e6, ("vrl3", "relocate"): 1e6, ("rrl", "relocate"): np.inf}, {})
+    rows = _efficiency_rows({("vrl3", "door"): (1e6, *no_ci), ("rrl", "door"): (4e6, *no_ci),
+                             ("vrl3", "pen"): (1e6, *no_ci), ("rrl", "pen"): (2e6, *no_ci),
+                             ("vrl3", "relocate"): (1e6, *no_ci), ("rrl", "relocate"): (np.inf, *no_ci)}, {})
     aggregate = [r for r in rows if r["task"] == "aggregate"]
     assert len(aggregate) == 1 and aggregate[0]["value"] == pytest.approx(300.0)  # mean of 400 % and 200 %
     assert "not reached on relocate" in aggregate[0]["note"]

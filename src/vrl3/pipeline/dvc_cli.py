@@ -119,14 +119,10 @@ def _demos_stages(config: dict, tasks: list[str]) -> dict:
     whatever `demo_source` says (vrl3.demos.task_source, as the Snakemake rule does)."""
     kitchen = [task for task in tasks if isinstance(get_task(task), KitchenTask)]
     adroit = [task for task in tasks if task not in kitchen]
-    stages = {"demos": _adroit_demos_stage(config, adroit)} if adroit else {}
+    stages = {"demos": _demos_stage(config, adroit, {})} if adroit else {}
     if kitchen:
         stages["kitchen_demos"] = _demos_stage(config, kitchen, KITCHEN_DEMO_SOURCE)
     return stages
-
-
-def _adroit_demos_stage(config: dict, tasks: list[str]) -> dict:
-    return _demos_stage(config, tasks, {})
 
 
 def _demos_stage(config: dict, tasks: list[str], fixed: dict) -> dict:

@@ -120,12 +120,10 @@ def _ratio_bounds(rrl_frames: float, low: float, high: float) -> tuple[float, fl
 def _efficiency_rows(frames_to_90: dict, hours_to_90: dict) -> list[dict]:
     """100 x (RRL frames to 90 %) / (ours frames to 90 %), per task and averaged over the tasks of each family.
 
-    frames_to_90 maps (method, task) to frames or to (frames, low, high) with our 95 % CI. This reading of "X %
-    better sample efficiency" matches the published pairs: 11M / 0.9M = 1222 % (1220 %) and 11M / 0.45M = 2444 %
-    (2440 %) on relocate. A family's mean carries the mean of its tasks' bounds, a conservative interval.
+    frames_to_90 maps (method, task) to (frames, low, high) with our 95 % CI. This reading of "X % better sample
+    efficiency" matches the published pairs: 11M / 0.9M = 1222 % (1220 %) and 11M / 0.45M = 2444 % (2440 %) on
+    relocate. A family's mean carries the mean of its tasks' bounds, a conservative interval.
     """
-    frames_to_90 = {key: value if isinstance(value, tuple) else (value, np.nan, np.nan)
-                    for key, value in frames_to_90.items()}
     rrl = {task: f for (method, task), (f, _, _) in frames_to_90.items() if method.lower() == "rrl"}
     rows, ratios_by_method = [], {}
     tasks_by_method: dict[tuple[str, str], list] = {}  # (method, family) -> tasks
