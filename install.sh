@@ -17,6 +17,17 @@ if ! command -v c++ >/dev/null && ! command -v g++ >/dev/null; then
   echo "install.sh: no C++ compiler found; agent.compile (TorchInductor) and its tests need one (e.g. apt-get install g++)" >&2
 fi
 
+# Debian/Ubuntu ship venv's pip bootstrap (ensurepip) in a separate package
+if ! python3 -c 'import ensurepip' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  else
+    echo "install.sh: python3 cannot create virtual environments; install python3-venv (e.g. apt-get install python3-venv)" >&2
+    exit 1
+  fi
+fi
+
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[workflow,test]'
