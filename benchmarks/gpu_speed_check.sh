@@ -24,7 +24,7 @@ nvidia-smi -L || true
 # quickest and most telling first: a run cut by a time limit still leaves what it measured in OUT_DIR
 for precision in fp32 tf32 bf16; do
   run "update_$precision" $python benchmarks/throughput_agent.py --updates 1000 --sync-every 0 \
-    --precision "$precision" --act-batch 1
+    --precision "$precision" --act-batch 1 --flops
 done
 run act_batch8 $python benchmarks/throughput_agent.py --updates 50 --precision bf16 --act-batch 8
 for num_envs in 1 4 8; do

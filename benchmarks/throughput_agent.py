@@ -2,7 +2,8 @@
 
     python benchmarks/throughput_agent.py --device cuda --updates 500 [--precision bf16] [--compile] [--act-batch 8]
 Prints the untimed warm-up's seconds (with --compile mostly compilation), updates/s (replay sampling included), the
-last update's metrics (a sanity check), with --act-batch N also ms per act_batch call at batch N, and peak memory.
+last update's metrics (a sanity check), with --act-batch N also ms per act_batch call at batch N, with --flops the
+floating-point operations of one update and the rate they were done at, and peak memory.
 """
 
 import argparse
@@ -11,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
 from vrl3.agent.config import PRECISIONS
@@ -38,6 +40,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--act-batch", type=int, default=0, metavar="N",
                         help="also time act_batch at batch N (exploration noise, after the updates; as many calls "
                              "as --updates after --warmup untimed ones); 0 skips it")
+    parser.add_argument("--flops", action="store_true",
+                        help="also count the floating-point operations of one update (an eager copy of the agent)")
     parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick conv algorithms by timing")
     parser.add_argument("--no-cuda-graphs", action="store_true", help="eager updates (graphs are on by default)")
     parser.add_argument("--no-channels-last", action="store_true", help="NCHW encoder (NHWC is the CUDA default)")
@@ -56,6 +60,19 @@ def time_act_batch(agent: VRL3Agent, args: argparse.Namespace) -> float:
     for step in range(args.updates):
         agent.act_batch(obs, sensor, step, eval_mode=False)
     return time.perf_counter() - started
+
+
+def update_flops(obs_shape: tuple, action_dim: int, cfg: AgentConfig, device: torch.device, batch: dict,
+                 stage: int) -> int:
+    """Floating-point operations of one update, counted by torch's FlopCounterMode on an eager agent (a CUDA graph
+    replay or compiled code dispatches no countable operators); the same count on any device and precision."""
+    eager_cfg = AgentConfig(**{**vars(cfg), "compile": False})
+    agent = VRL3Agent(obs_shape, action_dim, 24, eager_cfg, device=device, seed=0, cuda_graphs=False,
+                      channels_last=False)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        agent.update(batch, stage, 0, sync=False)
+    return counter.get_total_flops()
 
 
 def main() -> None:
@@ -111,6 +128,8 @@ def main() -> None:
     sample_seconds = time.perf_counter() - started
 
     act_seconds = time_act_batch(agent, args) if args.act_batch else None
+    flops = (update_flops((args.obs_channels, 84, 84), args.action_dim, cfg, device, replay.sample(args.batch_size),
+                          args.stage) if args.flops else None)
 
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
@@ -125,6 +144,9 @@ def main() -> None:
         floats = metrics_to_floats(last_metrics)
         print("last update: " + ", ".join(f"{name} {floats[name]:.4g}" for name in
                                             ("critic_loss", "critic_q1", "actor_loss", "max_abs_pretanh")))
+    if flops is not None:
+        print(f"work per update: {flops / 1e9:.1f} GFLOP (torch FlopCounterMode: matmuls and convolutions), "
+              f"done at {flops * args.updates / seconds / 1e12:.2f} TFLOP/s")
     print(f"replay samples/s alone: {args.updates / sample_seconds:.1f}")
     if act_seconds is not None:
         print(f"act_batch at batch {args.act_batch}: {1000 * act_seconds / args.updates:.2f} ms per act call "
