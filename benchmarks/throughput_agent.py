@@ -145,7 +145,7 @@ def main() -> None:
         print("last update: " + ", ".join(f"{name} {floats[name]:.4g}" for name in
                                             ("critic_loss", "critic_q1", "actor_loss", "max_abs_pretanh")))
     if flops is not None:
-        print(f"work per update: {flops / 1e9:.1f} GFLOP (torch FlopCounterMode: matmuls and convolutions), "
+        print(f"work per update: {flops / 1e9:.4g} GFLOP (torch FlopCounterMode: matmuls and convolutions), "
               f"done at {flops * args.updates / seconds / 1e12:.2f} TFLOP/s")
     print(f"replay samples/s alone: {args.updates / sample_seconds:.1f}")
     if act_seconds is not None:
