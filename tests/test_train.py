@@ -54,8 +54,8 @@ def test_run_writes_the_official_logs(full_run):
     assert train["frame"].tolist() == [100, 200, 300, 400, 500]
     assert train["critic_loss"].notna().all()
     # every transition ever added, evicted or not; as in VRL3 the row at an episode's last step (100, 200) is written
-    # before that episode is counted and added
-    assert train["buffer_size"].tolist() == [600, 600, 700, 700, 800]
+    # before that episode is counted, but its buffer_size holds it (VRL3's replay stored it with its last step)
+    assert train["buffer_size"].tolist() == [600, 700, 700, 800, 800]
     assert train["episode"].tolist() == [0, 0, 1, 1, 2]
     stage2 = pd.read_csv(full_run / "stage2" / "stage2_eval.csv")
     assert stage2["update"].tolist() == [0, 3]
@@ -115,8 +115,10 @@ def test_two_envs_collect_episodes_in_parallel(two_env_run, full_run):
     assert evals["episode"].tolist() == [0, 0, 2, 2, 4]  # both envs finish an episode every 200 agent steps
     train = pd.read_csv(two_env_run / "train.csv")
     assert train["frame"].tolist() == [100, 200, 300, 400, 500, 600, 700, 800, 900]
-    # two 100-step episodes end at step 200 (frame 400); as in VRL3 that row is written before they are counted
-    assert train["buffer_size"].tolist()[:5] == [600, 600, 600, 600, 800]
+    # two 100-step episodes end at step 200 (frame 400); as in VRL3 that row is written before they are counted, but
+    # its buffer_size holds them
+    assert train["buffer_size"].tolist()[:5] == [600, 600, 600, 800, 800]
+    assert train["episode"].tolist()[:5] == [0, 0, 0, 0, 2]
     assert len(list((two_env_run / "episodes").glob("episode_*.npz"))) == 4
     stage2 = pd.read_csv(two_env_run / "stage2" / "stage2_eval.csv")  # stage 2 does not depend on num_envs
     pd.testing.assert_frame_equal(stage2.drop(columns="total_time"),

@@ -46,6 +46,7 @@ def test_the_paper_variants_and_their_overrides(paper):
     assert variants["stage2_disabled"].dotlist == ["stage2_n_update=0"]
     assert variants["encoder_frozen_s3"].dotlist == ["agent.stage3_update_encoder=false"]
     assert variants["frame_stack3"].dotlist == ["frame_stack=3"]
+    assert variants["paper_era"].dotlist == ["frame_stack=3", "agent.stage3_bc_lam0=0.001", "agent.stage3_bc_lam1=0.5"]
     assert [v.name for v in selected_variants(paper)] == ["vrl3"]  # the default `all` runs VRL3 only
 
 

@@ -81,7 +81,7 @@ def _hours(runs: list[Run], reps: int, rng, pick) -> tuple | None:
 
 
 def _seconds_after_stage2(run: Run) -> float | None:
-    """total_time of the frame-0 evaluation, logged right after stage 2 (includes loading the demos and that eval)."""
+    """total_time of the frame-0 evaluation: logged as it starts, right after stage 2 (loading the demos included)."""
     return float(run.total_time[0]) if run.total_time is not None and run.frames[0] == 0 else None
 
 

@@ -56,8 +56,8 @@ def curve_specs(tasks: list[str], variants: dict[str, Variant]) -> list[FigureSp
         FigureSpec("fig4b_encoder_updates", "Fig. 4", "which stages update the encoder: success rate",
                    ("vrl3", "encoder_frozen_s2", "encoder_frozen_s3", "encoder_frozen_s23"), "Encoder updates"),
         FigureSpec("extra_encoder_width_frame_stack", "- (wider encoder, frame stack 3)",
-                   "wider encoder and frame stack 3: success rate", ("vrl3", "resnet6_64channel", "frame_stack3"),
-                   "Encoder width, frame stack"),
+                   "wider encoder, frame stack 3, paper-era settings: success rate",
+                   ("vrl3", "resnet6_64channel", "frame_stack3", "paper_era"), "Encoder width, frame stack"),
     ]
     return specs
 

@@ -247,6 +247,7 @@ class Workspace:
             self._log_stage2_row()
         self.eval_envs.set_rng_states(self._eval_env_rngs())  # stage 3's env 0 continues the stage-2 eval env
         progress.stage = 3
+        progress.time_at_last_row = self.total_time()  # the first train.csv row's fps counts stage-3 time only
         self._save(self.stage2_dir / "checkpoints")  # the stage boundary: stage 3 starts from this state
 
     def _log_stage2_row(self) -> None:
@@ -297,7 +298,9 @@ class Workspace:
         while progress.step < total_steps:
             if progress.step >= progress.next_log_step:  # before the episode that just ended is counted, as VRL3
                 if progress.metric_count > 0:
-                    self._log_train_row()
+                    # VRL3's replay stored that episode with its last step, so its buffer_size already holds it
+                    ended = sum(len(slot.time_steps) - 1 for slot in slots if slot.ended and not slot.recorded)
+                    self._log_train_row(ended)
                 progress.next_log_step = (progress.step // log_every + 1) * log_every
             for slot in slots:
                 if slot.ended and not slot.recorded:
@@ -359,13 +362,14 @@ class Workspace:
         progress.metric_sums, progress.metric_count = {}, 0
         return means
 
-    def _log_train_row(self) -> None:
+    def _log_train_row(self, unrecorded_transitions: int) -> None:
         progress = self.progress
         frame = progress.step * self.cfg["action_repeat"]
         row = self._take_metric_means()
         _check_finite(row.get("critic_loss", 0.0), f"frame {frame}", self.checkpoint_dir)
         elapsed = self.total_time()
-        row |= {"buffer_size": self.replay.total_transitions_added, "episode": progress.episode, "frame": frame,
+        row |= {"buffer_size": self.replay.total_transitions_added + unrecorded_transitions,
+                "episode": progress.episode, "frame": frame,
                 "step": progress.step, "total_time": elapsed,
                 "episode_reward": float(np.mean(progress.finished_returns)) if progress.finished_returns else 0.0,
                 "episode_length": float(np.mean(progress.finished_lengths)) if progress.finished_lengths else 0.0,
@@ -376,10 +380,11 @@ class Workspace:
 
     def _stage3_eval(self) -> None:
         progress = self.progress
+        started = self.total_time()  # VRL3 logs the time before the evaluation runs
         result = evaluate(self.agent, self.eval_envs.get(), self.cfg["num_eval_episodes"], progress.step)
         frame = progress.step * self.cfg["action_repeat"]
         self.logs["eval"].write(result | {"episode": progress.episode, "frame": frame, "step": progress.step,
-                                          "total_time": self.total_time(),
+                                          "total_time": started,
                                           "variant": self.cfg["variant"]})
         tqdm.write(f"eval at frame {frame}: success {result['success_rate']:.2f} "
                    f"return {result['episode_reward']:.2f}")
