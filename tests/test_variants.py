@@ -196,14 +196,15 @@ def test_report_draws_every_paper_figure_from_many_variants(tmp_path, capsys, pa
     capsys.readouterr()
     figure_map = pd.read_csv(out / "tables" / "figure_map.csv")
     n_sweeps = len({v.sweep for v in variants.values() if v.sweep})
-    assert len(figure_map) == 2 + len(TASKS) + 7 + n_sweeps
+    assert len(figure_map) == 2 + len(TASKS) + 7 + n_sweeps + 1  # + the stage-1 panel of Fig. 6
     assert (figure_map["status"] == "drawn").all(), figure_map[figure_map["status"] != "drawn"]
     for figure in figure_map["figure"]:
         png = out / figure
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, figure
     expected = {"fig2a_aggregate", "fig2b_relocate", "fig7_per_task_door", "fig7_per_task_relocate", "fig3a_stage2",
                 "fig3b_transition_success", "fig3c_transition_q", "fig3d_encoder_lr_scale", "fig4a_stages",
-                "fig4b_encoder_updates", "fig6_sensitivity_safe_q_target_factor", "fig6_sensitivity_lr"}
+                "fig4b_encoder_updates", "fig6_sensitivity_safe_q_target_factor", "fig6_sensitivity_lr",
+                "fig6_sensitivity_stage1_source"}
     assert expected <= {Path(f).stem for f in figure_map["figure"]}
     row = figure_map.set_index("figure").loc["figures/fig2a_aggregate.png"]
     assert row["variants"] == "vrl3, drqv2fd, rrl" and row["paper"] == "Fig. 2a"
@@ -214,7 +215,10 @@ def test_report_draws_every_paper_figure_from_many_variants(tmp_path, capsys, pa
     for name, value in sensitivity["mean"].items():
         assert value == pytest.approx(level[name]) and sensitivity.loc[name, "n_runs"] == 4
         assert sensitivity.loc[name, "sd"] == pytest.approx(0.0)
-    assert set(sensitivity["sweep"]) == {v.sweep for v in variants.values() if v.sweep}
+    assert set(sensitivity["sweep"]) == {v.sweep for v in variants.values() if v.sweep} | {"stage1_source"}
+    # S1 pretrain/random (reference §6.2): the vrl3 and stage1_random runs, not a sweep
+    stage1 = sensitivity[sensitivity["sweep"] == "stage1_source"]
+    assert stage1["setting"].to_dict() == {"vrl3": "pretrained", "stage1_random": "none"}
     text = (out / "report.md").read_text()
     assert "## The paper's figures" in text and f"{len(figure_map)} of {len(figure_map)} drawn" in text
     assert "![fig6_sensitivity_lr](figures/fig6_sensitivity_lr.png)" in text
@@ -261,6 +265,7 @@ def test_absent_variants_skip_their_figures_with_a_note(tmp_path, capsys):
     assert status["figures/fig2a_aggregate.png"] == "drawn" and status["figures/fig3b_transition_success.png"] == "drawn"
     assert status["figures/fig4a_stages.png"].startswith("skipped: needs runs of vrl3 and of one more")
     assert status["figures/fig6_sensitivity_lr.png"] == "skipped: none of its variants has runs"
+    assert status["figures/fig6_sensitivity_stage1_source.png"] == "skipped: needs runs of stage1_random"
     assert not (out / "figures" / "fig4a_stages.png").exists()
     assert "skipped: none of its variants has runs" in (out / "report.md").read_text()
     assert pd.read_csv(out / "tables" / "sensitivity.csv").empty

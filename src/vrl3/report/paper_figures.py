@@ -157,17 +157,19 @@ def draw(runs: list[Run], variants: dict[str, Variant], out: Path, reps: int, rn
 
     scores = sensitivity.scores(runs, variants)
     score_families = scores["task"].map(families.family_of)
-    for sweep, entries in sensitivity.sweeps(variants).items():
+    for sweep, panel in sensitivity.panels(variants).items():
         base = FigureSpec(f"fig6_sensitivity_{sweep}", "Fig. 6",
-                          f"sensitivity to {entries[0].sweep_key}: mean success over evaluations up to 1M frames",
-                          tuple(v.name for v in entries), "Sensitivity", kind="sensitivity", needs_comparison=False)
+                          f"sensitivity to {panel.key}: mean success over evaluations up to 1M frames",
+                          tuple(panel.settings), "Sensitivity", kind="sensitivity", needs_comparison=False)
         for family, family_runs in runs_by_family.items():
             spec = family_spec(base, family, family_names)
             family_methods = {run.method for run in family_runs}
-            present = [v.name for v in entries if v.name in family_methods]
+            present = [name for name in panel.settings if name in family_methods]
             skipped = None if present else "none of its variants has runs"
+            if panel.needs is not None and panel.needs not in present:
+                skipped = f"needs runs of {panel.needs}"
             if skipped is None:
                 chosen = (scores["sweep"] == sweep) & (score_families == family)
-                sensitivity.plot(scores[chosen], entries[0].sweep_key, spec.title, out / "figures" / spec.name)
+                sensitivity.plot(scores[chosen], panel.key, spec.title, out / "figures" / spec.name)
             record(spec, present, skipped)
     return pd.DataFrame(rows), drawn, _sensitivity_summary(scores, score_families, family_names)

@@ -1,6 +1,7 @@
 """Hyper-parameter sensitivity (paper Fig. 6, `plot_hyper_sensitivity`): per run, the mean success rate over its
 evaluations up to 1M frames; per setting, the seeds as points and their mean ± sd."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -18,12 +19,28 @@ SCORE_FRAMES = 1_000_000
 COLUMNS = ["sweep", "key", "setting", "variant", "task", "seed", "score"]
 
 
-def sweeps(variants: dict[str, Variant]) -> dict[str, list[Variant]]:
-    """sweep entry -> its variants, in the order the config lists the values."""
-    grouped: dict[str, list[Variant]] = {}
+STAGE1_PANEL = "stage1_source"
+
+
+@dataclass
+class Panel:
+    """One Fig. 6 panel: the key it varies and its variants' settings, in the order the config lists them."""
+    key: str
+    settings: dict[str, str]  # variant name -> setting (the x-axis label)
+    needs: str | None = None  # a variant without whose runs the panel says nothing (drawn and scored only with them)
+
+
+def panels(variants: dict[str, Variant]) -> dict[str, Panel]:
+    """A panel per sweep entry, plus "S1 pretrain/random" (reference §6.2) from `vrl3` and `stage1_random` where the
+    config has both: a variant can only switch stage 1 off, so that comparison is two named variants, not a sweep."""
+    grouped: dict[str, Panel] = {}
     for variant in variants.values():
         if variant.sweep is not None:
-            grouped.setdefault(variant.sweep, []).append(variant)
+            grouped.setdefault(variant.sweep, Panel(variant.sweep_key, {})).settings[variant.name] = \
+                value_word(variant.value)
+    if {"vrl3", "stage1_random"} <= set(variants) and STAGE1_PANEL not in grouped:
+        grouped[STAGE1_PANEL] = Panel("stage1.source", {"vrl3": "pretrained", "stage1_random": "none"},
+                                      needs="stage1_random")
     return grouped
 
 
@@ -34,10 +51,13 @@ def run_score(run: Run) -> float:
 
 
 def scores(runs: list[Run], variants: dict[str, Variant]) -> pd.DataFrame:
-    rows = [{"sweep": variants[run.method].sweep, "key": variants[run.method].sweep_key,
-             "setting": value_word(variants[run.method].value), "variant": run.method, "task": run.task,
-             "seed": run.seed, "score": run_score(run)}
-            for run in runs if run.method in variants and variants[run.method].sweep is not None]
+    """A row per run and panel it belongs to (a `vrl3` run also scores in the stage-1 panel, where there are runs of
+    `stage1_random`)."""
+    methods = {run.method for run in runs}
+    rows = [{"sweep": name, "key": panel.key, "setting": panel.settings[run.method], "variant": run.method,
+             "task": run.task, "seed": run.seed, "score": run_score(run)}
+            for name, panel in panels(variants).items() if panel.needs is None or panel.needs in methods
+            for run in runs if run.method in panel.settings]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
