@@ -26,6 +26,8 @@ for precision in fp32 tf32 bf16; do
   run "update_$precision" $python benchmarks/throughput_agent.py --updates 1000 --sync-every 0 \
     --precision "$precision" --act-batch 1 --flops
 done
+run update_bf16_no_cudnn_benchmark $python benchmarks/throughput_agent.py --updates 1000 --sync-every 0 \
+  --precision bf16 --no-cudnn-benchmark
 run act_batch8 $python benchmarks/throughput_agent.py --updates 50 --precision bf16 --act-batch 8
 for num_envs in 1 4 8; do
   run "stage3_bf16_envs$num_envs" $python benchmarks/throughput.py --stage2-updates 0 --stage3-frames 6000 \

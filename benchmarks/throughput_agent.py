@@ -42,7 +42,8 @@ def parse_args() -> argparse.Namespace:
                              "as --updates after --warmup untimed ones); 0 skips it")
     parser.add_argument("--flops", action="store_true",
                         help="also count the floating-point operations of one update (an eager copy of the agent)")
-    parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick conv algorithms by timing")
+    parser.add_argument("--no-cudnn-benchmark", action="store_true",
+                        help="cuDNN's default convolution algorithms (the agent turns cudnn.benchmark on on CUDA)")
     parser.add_argument("--no-cuda-graphs", action="store_true", help="eager updates (graphs are on by default)")
     parser.add_argument("--no-channels-last", action="store_true", help="NCHW encoder (NHWC is the CUDA default)")
     return parser.parse_args()
@@ -78,13 +79,15 @@ def update_flops(obs_shape: tuple, action_dim: int, cfg: AgentConfig, device: to
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
-    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     cfg = AgentConfig(hidden_dim=args.hidden_dim, stage1_model_name=args.arch, precision=args.precision,
                       compile=args.compile)
     on_cuda = device.type == "cuda"
     agent = VRL3Agent((args.obs_channels, 84, 84), args.action_dim, 24, cfg, device=device, seed=0,
                       cuda_graphs=on_cuda and not args.no_cuda_graphs,
                       channels_last=on_cuda and not args.no_channels_last)
+    if args.no_cudnn_benchmark:
+        torch.backends.cudnn.benchmark = False
+    cudnn_benchmark = torch.backends.cudnn.benchmark  # (the --flops agent, built later, sets it again)
     replay = ReplayBuffer((args.obs_channels, 84, 84), 24, args.action_dim, capacity=1_000_000, frame_stack=1,
                           nstep=3, discount=0.99, device=device, seed=0, frame_slots=args.episodes * 101)
     g = torch.Generator(device=device).manual_seed(0)
@@ -135,7 +138,7 @@ def main() -> None:
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"stage {args.stage}, batch {args.batch_size}, {args.arch}, hidden {args.hidden_dim}, "
           f"obs ({args.obs_channels},84,84), action {args.action_dim}, sync every {args.sync_every}, "
-          f"precision {args.precision}, cudnn.benchmark {args.cudnn_benchmark}, cuda graphs {agent.cuda_graphs}, "
+          f"precision {args.precision}, cudnn.benchmark {cudnn_benchmark}, cuda graphs {agent.cuda_graphs}, "
           f"channels_last {agent.channels_last}, compile {cfg.compile}")
     print(f"warm-up: {warmup_seconds:.1f} s for {args.warmup} updates")
     print(f"updates/s: {args.updates / seconds:.1f}  ({1000 * seconds / args.updates:.2f} ms per update, "

@@ -63,6 +63,8 @@ class VRL3Agent:
         precision.apply_process_flags(cfg.precision)
         self.device = torch.device(device)
         on_cuda = self.device.type == "cuda"
+        if on_cuda:  # as VRL3's train_adroit.py: cuDNN times its convolution algorithms once per (fixed) shape
+            torch.backends.cudnn.benchmark = True
         # speed only (same computation): NHWC convolutions/BatchNorm, replayed CUDA graphs for updates and acting
         self.channels_last = on_cuda if channels_last is None else channels_last
         self.cuda_graphs = on_cuda if cuda_graphs is None else cuda_graphs
