@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU speed checks behind docs/benchmarks.md in one call (~5-8 minutes on one H100/H200; run it with a
 # 9-minute limit):
-# the CUDA-only tests, the update at each agent.precision (and fp32/bf16 with agent.compile), acting at batch 1 and 8,
-# and stage 3 with 1, 4 and 8 envs.
+# the update at each agent.precision (bf16 and fp32 also with agent.compile, bf16 also without cuDNN autotuning),
+# acting at batch 1 and 8, stage 3 (throughput.py) with 1, 4 and 8 envs in bf16 and with 8 envs in bf16 + compile and
+# in fp32, and the CUDA-only tests.
 #
 #   benchmarks/gpu_speed_check.sh OUT_DIR
 #
@@ -21,24 +22,28 @@ run() {  # run a command, keep its output in OUT_DIR/<name>.txt, go on after a f
 }
 
 nvidia-smi -L || true
-# quickest and most telling first: a run cut by a time limit still leaves what it measured in OUT_DIR
-for precision in fp32 tf32 bf16; do
-  run "update_$precision" $python benchmarks/throughput_agent.py --updates 1000 --sync-every 0 \
-    --precision "$precision" --act-batch 1 --flops
-done
-run update_bf16_no_cudnn_benchmark $python benchmarks/throughput_agent.py --updates 1000 --sync-every 0 \
-  --precision bf16 --no-cudnn-benchmark
+# the likeliest routes to the targets first (bf16, then bf16 + compile, each for the update and for stage 3 with 8
+# envs): a run cut by a time limit still leaves what it measured in OUT_DIR
+bench_update() {  # name, options...
+  local name=$1; shift
+  run "$name" $python benchmarks/throughput_agent.py --updates 1000 --sync-every 0 --act-batch 1 "$@"
+}
+bench_stage3() {  # name, options...
+  local name=$1; shift
+  run "$name" $python benchmarks/throughput.py --stage2-updates 0 --stage3-frames 6000 "$@" --out "$out/$name.json"
+}
+bench_update update_bf16 --precision bf16 --flops
+bench_update update_bf16_compile --precision bf16 --compile  # the warm-up's seconds are mostly compilation
+bench_stage3 stage3_bf16_envs8 --precision bf16 --num-envs 8 --stage2-updates 300
+bench_stage3 stage3_bf16_compile_envs8 --precision bf16 --compile --num-envs 8
+bench_update update_fp32 --precision fp32
+bench_update update_tf32 --precision tf32
+bench_update update_bf16_no_cudnn_benchmark --precision bf16 --no-cudnn-benchmark
 run act_batch8 $python benchmarks/throughput_agent.py --updates 50 --precision bf16 --act-batch 8
-for num_envs in 1 4 8; do
-  run "stage3_bf16_envs$num_envs" $python benchmarks/throughput.py --stage2-updates 0 --stage3-frames 6000 \
-    --num-envs "$num_envs" --precision bf16 --out "$out/stage3_bf16_envs$num_envs.json"
-done
-run stage3_fp32_envs8 $python benchmarks/throughput.py --stage2-updates 300 --stage3-frames 6000 --num-envs 8 \
-  --out "$out/stage3_fp32_envs8.json"
+bench_stage3 stage3_bf16_envs1 --precision bf16 --num-envs 1
+bench_stage3 stage3_bf16_envs4 --precision bf16 --num-envs 4
+bench_stage3 stage3_fp32_envs8 --precision fp32 --num-envs 8
 run cuda_tests $python -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_agent_precision.py \
   tests/test_agent_compile.py -k "cuda or graph"
-for precision in bf16 fp32; do  # the warm-up's seconds are mostly compilation
-  run "update_${precision}_compile" $python benchmarks/throughput_agent.py --updates 500 --sync-every 0 \
-    --precision "$precision" --compile --act-batch 1
-done
+bench_update update_fp32_compile --precision fp32 --compile
 exit $status
