@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from tests.conftest import REPO_ROOT
 
@@ -59,6 +60,10 @@ def test_run_writes_the_official_logs(full_run):
     assert train["episode"].tolist() == [0, 0, 1, 1, 2]
     stage2 = pd.read_csv(full_run / "stage2" / "stage2_eval.csv")
     assert stage2["update"].tolist() == [0, 3]
+    # fps counts from the start of stage 3 (VRL3 reset its timer there): the clock of the first train.csv row
+    # starts at the stage boundary, not at the run's start (demo loading and stage 2 took seconds here)
+    boundary = torch.load(full_run / "stage2" / "checkpoints" / "latest.pt", weights_only=True)["progress"]
+    assert boundary["elapsed"] > 2.0 and 0 <= boundary["elapsed"] - boundary["time_at_last_row"] < 1.0
     assert (full_run / "params.yaml").exists() and (full_run / "stage2" / "params.yaml").exists()
     assert (full_run / "checkpoints" / "latest.pt").exists()
     assert len(list((full_run / "episodes").glob("episode_*.npz"))) == 2  # the episode cut by the budget is not kept
