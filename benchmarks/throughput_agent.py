@@ -7,6 +7,7 @@ floating-point operations of one update and the rate they were done at, and peak
 """
 
 import argparse
+import dataclasses
 import resource
 import time
 
@@ -67,8 +68,7 @@ def update_flops(obs_shape: tuple, action_dim: int, cfg: AgentConfig, device: to
                  stage: int) -> int:
     """Floating-point operations of one update, counted by torch's FlopCounterMode on an eager agent (a CUDA graph
     replay or compiled code dispatches no countable operators); the same count on any device and precision."""
-    eager_cfg = AgentConfig(**{**vars(cfg), "compile": False})
-    agent = VRL3Agent(obs_shape, action_dim, 24, eager_cfg, device=device, seed=0, cuda_graphs=False,
+    agent = VRL3Agent(obs_shape, action_dim, 24, dataclasses.replace(cfg, compile=False), device=device, seed=0, cuda_graphs=False,
                       channels_last=False)
     counter = FlopCounterMode(display=False)
     with counter:
