@@ -166,6 +166,63 @@ def test_critic_evaluates_many_actions_like_separate_calls():
         torch.testing.assert_close(q2_all[:, m], q2)
 
 
+def linear_by_hand(layer: torch.nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return x @ layer.weight.T + layer.bias
+
+
+def trunk_by_hand(trunk: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Linear -> LayerNorm (eps 1e-5, affine) -> Tanh (reference §2.3)."""
+    h = linear_by_hand(trunk[0], x)
+    h = (h - h.mean(-1, keepdim=True)) / torch.sqrt(h.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    return torch.tanh(h * trunk[1].weight + trunk[1].bias)
+
+
+def mlp_by_hand(mlp: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Linear -> ReLU -> Linear -> ReLU -> Linear (reference §2.3, §2.4)."""
+    h = torch.relu(linear_by_hand(mlp[0], x))
+    return linear_by_hand(mlp[4], torch.relu(linear_by_hand(mlp[2], h)))
+
+
+def test_actor_and_critic_layers_by_hand():
+    agent = make_agent()
+    layer_types = [torch.nn.Linear, torch.nn.LayerNorm, torch.nn.Tanh]
+    assert [type(m) for m in agent.actor.trunk] == [type(m) for m in agent.critic.trunk] == layer_types
+    mlp_types = [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]
+    for mlp in (agent.actor.policy, agent.critic.Q1, agent.critic.Q2):
+        assert [type(m) for m in mlp] == mlp_types
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # move the zero biases and unit LayerNorm gains so that every parameter counts
+        for p in (*agent.actor.parameters(), *agent.critic.parameters()):
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
+    features, action = torch.randn(5, 280, generator=g), torch.rand(5, A, generator=g) * 2 - 1
+    with torch.no_grad():
+        mu, pretanh = agent.actor(features)
+        q1, q2 = agent.critic(features, action)
+        expected_pretanh = mlp_by_hand(agent.actor.policy, trunk_by_hand(agent.actor.trunk, features))
+        h_action = torch.cat([trunk_by_hand(agent.critic.trunk, features), action], 1)
+        torch.testing.assert_close(pretanh, expected_pretanh, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(mu, torch.tanh(expected_pretanh), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(q1, mlp_by_hand(agent.critic.Q1, h_action), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(q2, mlp_by_hand(agent.critic.Q2, h_action), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(q1, q2)  # two heads, not one
+
+
+def test_optimisers_use_the_encoder_lr_scale():
+    """Adam lr 1e-4 for actor and critic, 1e-4 x encoder_lr_scale for the encoder (reference §2.5: relocate 0.01)."""
+    agent = make_agent(encoder_lr_scale=0.01)
+    assert [group["lr"] for group in agent.encoder_opt.param_groups] == [pytest.approx(1e-6)]
+    assert agent.actor_opt.param_groups[0]["lr"] == agent.critic_opt.param_groups[0]["lr"] == 1e-4
+    before = [p.detach().clone() for p in agent.encoder.parameters()]
+    agent.update(make_batch(), stage=3, step=0)
+    steps = torch.cat([(p.detach() - q).abs().flatten() for p, q in zip(agent.encoder.parameters(), before)])
+    assert 5e-7 < steps.max() < 1.1e-6  # Adam's first step moves a weight by about lr at most (float32 rounding)
+
+
+def test_update_every_steps():
+    assert [make_agent().is_update_step(step) for step in range(6)] == [True, False] * 3
+    assert [make_agent(update_every_steps=3).is_update_step(step) for step in range(6)] == [True, False, False] * 2
+
+
 # ---------------------------------------------------------------- acting
 
 def test_act_eval_is_deterministic_mean_with_bn_running_stats():
@@ -376,6 +433,71 @@ def test_stage2_cql_update_matches_independent_computation():
     twin.encoder_opt.step()
     assert_same_adam_step(agent.critic, twin.critic, 1e-4)
     assert_same_adam_step(agent.encoder, twin.encoder, 1e-4)
+
+
+def test_stage2_update_with_random_actions_and_policy_noise_matches_independent_computation():
+    """The released stage-2 setting (N = 10 uniform random actions, σ = 0.1 clipped at 0.3): the twin redoes the
+    update with the same random numbers, each of the N + 3 actions in its own critic call."""
+    settings = dict(use_data_aug=False, cql_temp=2.0, pretanh_threshold=0.05)
+    agent, twin = make_agent(**settings), make_agent(**settings)
+    batch = make_batch(seed=4)
+    noise = twin.draw_noise(B, conservative=True)  # the same generator state: the numbers agent.update draws
+    random_actions = noise["random_actions"]
+    assert random_actions.shape == (B, 10, A)
+    assert random_actions.min() >= -1 and random_actions.max() < 1
+    assert random_actions.min() < -0.8 and random_actions.max() > 0.8  # Uniform[-1, 1), not [0, 1)
+    metrics = agent.update(batch, stage=2, step=0)
+
+    std, clip, bound = 0.1, 0.3, 1 - 1e-6
+
+    def policy(f):
+        pretanh = twin.actor.policy(twin.actor.trunk(f))
+        return torch.tanh(pretanh), pretanh
+
+    def noisy(mu, eps):
+        return clamp_straight_through(mu + (std * eps).clamp(-clip, clip), -bound, bound)
+
+    features = torch.cat([twin.encoder(batch.obs.float()), batch.sensor], 1)
+    next_features = features_before_update(twin, batch.next_obs, batch.next_sensor)
+    with torch.no_grad():
+        next_mu, _ = policy(next_features)
+        tq1, tq2 = twin.critic_target(next_features, noisy(next_mu, noise["target_noise"]))
+        y = batch.reward + batch.discount * torch.min(tq1, tq2)
+        pi_next = noisy(next_mu, noise["pi_next_noise"])
+    q1, q2 = twin.critic(features, batch.action)
+    td = ((q1 - y) ** 2).mean() + ((q2 - y) ** 2).mean()
+    pi = noisy(policy(features)[0], noise["pi_noise"])  # its graph reaches the encoder
+    conservative = 0
+    for head in (0, 1):
+        q_data = (q1, q2)[head]
+        columns = [twin.critic(features, random_actions[:, k])[head] for k in range(10)]
+        columns += [q_data, twin.critic(features, pi)[head], twin.critic(features, pi_next)[head]]
+        values = torch.cat(columns, 1)
+        conservative = conservative + 2.0 * torch.logsumexp(values / 2.0, 1).mean() - q_data.mean()
+    assert metrics["critic_loss"] == pytest.approx(td.item(), rel=1e-5)
+    assert metrics["critic_q2"] == pytest.approx(q2.mean().item(), rel=1e-5)
+    twin.critic_opt.zero_grad()
+    twin.encoder_opt.zero_grad()
+    (td + conservative).backward()
+    twin.critic_opt.step()
+    twin.encoder_opt.step()
+    assert_same_adam_step(agent.critic, twin.critic, 1e-4)
+    assert_same_adam_step(agent.encoder, twin.encoder, 1e-4)
+
+    features = features.detach()
+    mu, pretanh = policy(features)
+    a = noisy(mu, noise["actor_noise"])
+    aq1, aq2 = twin.critic(features, a)
+    actor_loss = -torch.min(aq1, aq2).mean()
+    penalty = 0.001 * ((pretanh.abs() - 0.05).clamp_min(0) ** 2).mean()
+    log_prob = (-((a - mu) ** 2) / (2 * std ** 2) - math.log(std) - 0.5 * math.log(2 * math.pi)).sum(1).mean()
+    assert metrics["actor_loss"] == pytest.approx(actor_loss.item(), rel=1e-5)
+    assert metrics["actor_logprob"] == pytest.approx(log_prob.item(), rel=1e-5)
+    assert metrics["actor_ent"] == pytest.approx(A * (0.5 + 0.5 * math.log(2 * math.pi) + math.log(std)), rel=1e-6)
+    twin.actor_opt.zero_grad()
+    (actor_loss + penalty).backward()
+    twin.actor_opt.step()
+    assert_same_adam_step(agent.actor, twin.actor, 1e-4)
 
 
 def test_cql_only_in_stage2_unless_stage3_conservative():

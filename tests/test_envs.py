@@ -13,8 +13,10 @@ from scipy.spatial.transform import Rotation
 from vrl3.demos.replay import rendering_disabled
 from vrl3.envs import AdroitEnv, episode_success, make_env, pen_dropped, reward_and_goal
 from vrl3.envs.timestep import StepType
+from vrl3.envs.vector import EnvPool
 from vrl3.errors import UserError
 from vrl3.tasks import get_task
+from vrl3.train.evaluate import evaluate
 
 TASKS = ("door", "hammer", "pen", "relocate")
 HAND_JOINT_PREFIXES = ("WRJ", "FFJ", "MFJ", "RFJ", "LFJ", "THJ")
@@ -337,6 +339,63 @@ def test_success_flips_at_the_goal_step_threshold_in_a_driven_episode(envs, monk
     goal_steps = sum(step.n_goal_achieved for step in time_steps)  # what evaluation sums (vrl3.train.evaluate)
     assert goal_steps == threshold + extra
     assert episode_success(task, goal_steps) == (extra == 1)
+
+
+class ZeroPolicy:
+    def act_batch(self, obs, sensor, step, eval_mode):
+        assert eval_mode
+        return np.zeros((len(obs), get_task("door").action_dim), np.float32)
+
+
+def test_evaluation_success_rate_and_return_of_scripted_episodes(monkeypatch):
+    """Five 200-step door episodes whose goal holds on 26, 25, 40, 0 and 30 env steps: success rate 3/5 (more than
+    25 goal steps, reference §4.2); the return sums rewards rescaled by 1/20 (hinge 1.5: 20 - 0.1 * 0.07^2, hinge 0:
+    -0.1 * 1.57^2)."""
+    goal_counts = (26, 25, 40, 0, 30)
+    goal_env_steps = set()
+    for episode, count in enumerate(goal_counts):
+        goal_env_steps |= set(range(200 * episode + 50, 200 * episode + 50 + count))
+    pool = EnvPool("door", [0], {"action_repeat": 2})
+    try:
+        env = pool._envs[0]
+        with rendering_disabled(env):
+            script_goal_states(env, goal_env_steps, monkeypatch)
+            result = evaluate(ZeroPolicy(), pool, num_episodes=5, step=0)
+    finally:
+        pool.close()
+    assert result["success_rate"] == pytest.approx(0.6)
+    assert result["episode_length"] == 200
+    goal_reward, other_reward = 20 - 0.1 * 0.07 ** 2, -0.1 * 1.57 ** 2
+    returns = [(count * goal_reward + (200 - count) * other_reward) / 20 for count in goal_counts]
+    assert result["episode_reward"] == pytest.approx(np.mean(returns), rel=1e-9)
+
+
+REWARD_SCALES = {"door": 1 / 20, "hammer": 1 / 100, "pen": 1 / 50, "relocate": 1 / 30}  # reference §4.3
+
+
+def bonus_state(env: AdroitEnv) -> None:
+    """pen: the target along the pen (bonus 50); relocate: the target 3 cm from the ball (bonus 10 + 20)."""
+    if env.task.name == "pen":
+        set_pen(env, 0.0)
+    elif env.task.name == "relocate":
+        model, data = env.sim.model, env.sim.data
+        model.site_pos[model.site("target").id] = data.body("Object").xpos + [0.0, 0.0, 0.03]
+        mujoco.mj_forward(model, data)
+
+
+@pytest.mark.parametrize("task", REWARD_SCALES)
+def test_step_reward_is_the_task_reward_rescaled(task):
+    env = make_env(task, seed=0, action_repeat=1)
+    try:
+        with rendering_disabled(env):
+            env.reset()
+            bonus_state(env)
+            time_step = env.step(np.zeros(env.action_dim))
+        raw, _ = reward_and_goal(task, env.sim.model, env.sim.data)
+    finally:
+        env.close()
+    assert raw != 0
+    assert time_step.reward == pytest.approx(raw * REWARD_SCALES[task], rel=1e-12)
 
 
 # --- resets, seeding, action repeat, time limit --------------------------------------------------------

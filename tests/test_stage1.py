@@ -13,7 +13,7 @@ from PIL import Image
 
 from vrl3.agent import make_resnet84, load_stage1_checkpoint
 from vrl3.cli import main
-from vrl3.stage1.pretrain import learning_rate, topk_correct, val_transform
+from vrl3.stage1.pretrain import learning_rate, topk_correct, train_transform, val_transform
 
 ARCH = "resnet6_32channel"
 
@@ -120,12 +120,45 @@ def test_topk_and_learning_rate_schedule():
     assert learning_rate(0.1, 30) == pytest.approx(0.01) and learning_rate(0.1, 89) == pytest.approx(0.001)
 
 
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MEAN, STD = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+
+
 def test_val_transform_gives_normalised_84px_center_crop():
-    image = Image.fromarray(np.full((100, 150, 3), 255, np.uint8))
-    out = val_transform()(image)
+    """Resize(100) leaves a 100-row image as it is; CenterCrop(84) then starts at row 8 and column (150-84)/2 = 33.
+    Pixels encode their column (red) and row (green), so a squashed or shifted crop shows."""
+    rows, columns = np.mgrid[0:100, 0:150]
+    image = np.stack([columns, 2 * rows, np.full_like(rows, 255)], axis=-1).astype(np.uint8)
+    out = val_transform()(Image.fromarray(image))
     assert out.shape == (3, 84, 84)
-    torch.testing.assert_close(out[:, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor(
-        [0.229, 0.224, 0.225]))
+    expected_red = (torch.arange(33, 33 + 84, dtype=torch.float32) / 255 - MEAN[0]) / STD[0]
+    expected_green = (2 * torch.arange(8, 8 + 84, dtype=torch.float32) / 255 - MEAN[1]) / STD[1]
+    torch.testing.assert_close(out[0], expected_red.expand(84, 84), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[1], expected_green[:, None].expand(84, 84), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[2], torch.full((84, 84), (1 - MEAN[2].item()) / STD[2].item()))
+
+
+def test_val_transform_resizes_the_shorter_side_to_100():
+    image = Image.fromarray(np.zeros((300, 200, 3), np.uint8))  # 300 rows, 200 columns
+    assert val_transform().transforms[0](image).size == (100, 150)  # PIL: (width, height)
+
+
+def test_train_transform_is_random_resized_crop_and_flip():
+    """RandomResizedCrop(84) with torchvision's default scale (0.08, 1) and ratio (3/4, 4/3), a horizontal flip with
+    p = 0.5, ImageNet normalisation (reference §1.2)."""
+    crop, flip, _, normalize = train_transform().transforms
+    assert crop.size == (84, 84) and crop.scale == (0.08, 1.0)
+    assert crop.ratio == pytest.approx((3 / 4, 4 / 3))
+    assert flip.p == 0.5
+    assert tuple(normalize.mean) == IMAGENET_MEAN and tuple(normalize.std) == IMAGENET_STD
+    rows, columns = np.mgrid[0:120, 0:160]
+    image = Image.fromarray(np.stack([columns, rows, rows], axis=-1).astype(np.uint8))
+    torch.manual_seed(0)
+    outs = [train_transform()(image) for _ in range(40)]
+    assert all(out.shape == (3, 84, 84) for out in outs)
+    red_rising = [bool(out[0, 0, -1] > out[0, 0, 0]) for out in outs]  # columns left to right, or flipped
+    assert 5 < sum(red_rising) < 35
+    assert len({round(float(out[0].std()), 3) for out in outs}) > 10  # crops of different sizes
 
 
 @pytest.mark.slow

@@ -65,7 +65,9 @@ def test_run_writes_the_official_logs(full_run):
     boundary = torch.load(full_run / "stage2" / "checkpoints" / "latest.pt", weights_only=True)["progress"]
     assert boundary["elapsed"] > 2.0 and 0 <= boundary["elapsed"] - boundary["time_at_last_row"] < 1.0
     assert (full_run / "params.yaml").exists() and (full_run / "stage2" / "params.yaml").exists()
-    assert (full_run / "checkpoints" / "latest.pt").exists()
+    # one update per stage-2 step, then one every update_every_steps = 2 agent steps of stage 3 (300 steps)
+    final = torch.load(full_run / "checkpoints" / "latest.pt", weights_only=True)
+    assert final["agent"]["critic_opt"]["state"][0]["step"].item() == 6 + 150
     assert len(list((full_run / "episodes").glob("episode_*.npz"))) == 2  # the episode cut by the budget is not kept
 
 
