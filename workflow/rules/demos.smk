@@ -33,4 +33,4 @@ rule demos:
     conda:
         CONDA_ENV
     shell:
-        "vrl3 demos --task {wildcards.task} {params.options} {params.mirror} --out {output} > {log} 2>&1"
+        logged("vrl3 demos --task {wildcards.task} {params.options} {params.mirror} --out {output}")

@@ -29,7 +29,7 @@ rule report:
     conda:
         CONDA_ENV
     shell:
-        "vrl3 report --runs {params.runs} --out {params.out} --config {params.config_file} > {log} 2>&1"
+        logged("vrl3 report --runs {params.runs} --out {params.out} --config {params.config_file}")
 
 
 # The merged config every run was given, for the record and for `snakemake --report`.

@@ -28,8 +28,7 @@ if STAGE1["source"] in ("fetch", "mirror"):
         conda:
             CONDA_ENV
         shell:
-            "vrl3 encoder --source {params.source} --arch {wildcards.arch} {params.mirror} --out {output}"
-            " > {log} 2>&1"
+            logged("vrl3 encoder --source {params.source} --arch {wildcards.arch} {params.mirror} --out {output}")
 
 
 if STAGE1["source"] == "pretrain":
@@ -52,6 +51,5 @@ if STAGE1["source"] == "pretrain":
         conda:
             CONDA_ENV
         shell:
-            "vrl3 pretrain --data {params.imagenet} --arch {wildcards.arch} --epochs {params.epochs}"
-            " --batch-size {params.batch_size} --workers {threads} --out {params.workdir} --publish {output}"
-            " > {log} 2>&1"
+            logged("vrl3 pretrain --data {params.imagenet} --arch {wildcards.arch} --epochs {params.epochs}"
+                   " --batch-size {params.batch_size} --workers {threads} --out {params.workdir} --publish {output}")

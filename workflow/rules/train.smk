@@ -37,7 +37,7 @@ rule stage2:
     conda:
         CONDA_ENV
     shell:
-        "vrl3 run-stage --stage 2 --config {params.config_file} {params.overrides} > {log} 2>&1"
+        logged("vrl3 run-stage --stage 2 --config {params.config_file} {params.overrides}")
 
 
 rule stage3:
@@ -57,4 +57,4 @@ rule stage3:
     conda:
         CONDA_ENV
     shell:
-        "vrl3 run-stage --stage 3 --config {params.config_file} {params.overrides} > {log} 2>&1"
+        logged("vrl3 run-stage --stage 3 --config {params.config_file} {params.overrides}")

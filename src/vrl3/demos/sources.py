@@ -69,12 +69,13 @@ def download(url: str, destination: Path, expected_sha256: str | None) -> None:
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
             raise UserError(f"download of {url} has sha256 {digest.hexdigest()}, expected {expected_sha256}: "
                             f"the upstream file changed or the transfer was corrupted; retry, or pass --mirror DIR "
-                            f"with a verified copy")
+                            f"with a verified copy (workflow: --config demo_source='{{mirror: DIR}}')")
         os.replace(temp_path, destination)
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", None) or error
-        raise UserError(f"could not download {url} ({reason}): check the network, or fetch the file by hand and "
-                        f"pass --mirror DIR (layout demonstrations/, policies/ as in hand_dapg/dapg)") from None
+        raise UserError(f"could not download {url} ({reason}): check the network, or fetch the files by hand and "
+                        f"pass --mirror DIR (layout demonstrations/, policies/ as in hand_dapg/dapg; workflow: "
+                        f"--config demo_source='{{mirror: DIR}}')") from None
     finally:
         temp_path.unlink(missing_ok=True)
 

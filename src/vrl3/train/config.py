@@ -43,7 +43,19 @@ def validate(config: dict, source: str) -> None:
     key = _key_path(error)
     if error.validator in ("additionalProperties", "unevaluatedProperties"):
         raise UserError(f"{source}: unknown config key '{key}': check its spelling against config/config.yaml")
-    raise UserError(f"{source}: bad value for config key '{key}': {error.message}")
+    raise UserError(f"{source}: bad value for config key '{key}': {error.message}{_fix_hint(error, key)}")
+
+
+def _fix_hint(error: jsonschema.ValidationError, key: str) -> str:
+    """How to write a value of the wanted type (a list or mapping on a command line is easy to get wrong)."""
+    if error.validator != "type":
+        return ": change that value (config/config.yaml documents each key)"
+    wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    if "array" in wanted:
+        return f": write a YAML list, e.g. {key}=[a,b] (Snakemake --config: {key}='[a, b]')"
+    if "object" in wanted:
+        return f": write a YAML mapping, e.g. {key}='{{name: value}}'"
+    return f": write a value of type {' or '.join(map(str, wanted))} (as in config/config.yaml)"
 
 
 def _yaml_problem(error: Exception) -> str:
