@@ -1,5 +1,7 @@
 """`vrl3 report` on synthetic logs whose answers are known by construction."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -288,7 +290,8 @@ def test_report_files_join_other_contents_of_out(tmp_path, capsys):
     code, out, _ = report(tmp_path, tmp_path / "runs", capsys)
     assert code == 0 and (out / "report.md").exists() and (out / "figures" / "success_rate_door.png").exists()
     assert (out / "precious.txt").read_text() == "keep"
-    assert sorted(p.name for p in out.iterdir()) == ["figures", "precious.txt", "report.md", "tables"]
+    assert sorted(p.name for p in out.iterdir()) == [".vrl3-report-files", "figures", "precious.txt", "report.md",
+                                                     "tables"]
 
 
 def test_folders_of_out_that_no_report_wrote_are_kept(tmp_path, capsys):
@@ -301,6 +304,23 @@ def test_folders_of_out_that_no_report_wrote_are_kept(tmp_path, capsys):
     (out / "report.md").write_text("an earlier report")  # an earlier report's folders are replaced
     code, out, _ = report(tmp_path, tmp_path / "runs", capsys)
     assert code == 0 and not (out / "figures" / "mine.png").exists()
+
+
+def test_a_users_file_put_into_an_earlier_reports_figures_is_kept(tmp_path, capsys):
+    synthetic_runs(tmp_path / "runs", tasks=("door", "pen"), seeds=(1,))
+    code, out, _ = report(tmp_path, tmp_path / "runs", capsys)
+    assert code == 0 and (out / "figures" / "success_rate_pen.png").exists()
+    (out / "tables" / "notes").mkdir()
+    (out / "tables" / "notes" / "mine.csv").write_text("a user's table")
+    code, out, captured = report(tmp_path, tmp_path / "runs", capsys)
+    message = captured.err.strip()
+    assert code == 2 and len(message.splitlines()) == 1 and str(out / "tables" / "notes" / "mine.csv") in message
+    assert (out / "tables" / "notes" / "mine.csv").read_text() == "a user's table"
+    (out / "tables" / "notes" / "mine.csv").unlink()
+    shutil.rmtree(tmp_path / "runs" / "pen")  # the earlier report's own files are replaced, stale ones removed
+    code, out, _ = report(tmp_path, tmp_path / "runs", capsys)
+    assert code == 0 and not (out / "figures" / "success_rate_pen.png").exists()
+    assert (out / "figures" / "success_rate_door.png").exists()
 
 
 def test_a_failed_report_leaves_no_new_out_folder(tmp_path, capsys):
@@ -417,3 +437,13 @@ def test_frame_tick_labels_stay_short_at_every_scale():
 
     assert [frames_label(x) for x in (0, 400, 2000, 50_000, 500_000, 4_000_000)] == \
         ["0", "400", "2k", "50k", "0.5M", "4M"]
+
+
+def test_a_config_with_a_malformed_key_is_a_one_line_error(tmp_path, capsys):
+    synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
+    config = tmp_path / "config.yaml"
+    config.write_text("variants: 5\n")
+    code, out, captured = report(tmp_path, tmp_path / "runs", capsys, "--config", str(config))
+    message = captured.err.strip()
+    assert code == 2 and len(message.splitlines()) == 1 and not out.exists()
+    assert str(config) in message and "'variants'" in message and "mapping" in message

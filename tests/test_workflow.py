@@ -96,7 +96,7 @@ def test_the_written_config_is_what_vrl3_train_resolves(workdir):
     (["--config", "demo_source={source: expert, replay: states}"], "demo_source.replay=states"),
     # more episodes than the Minari dataset holds (kitchen-complete: 19; the paper config renders 25 Adroit demos)
     (["--config", "tasks=[door,kitchen-complete]"], "demo_source.episodes=25 is more than the 19 episodes"),
-    (["--config", "tasks=door"], "'tasks': 'door' is not of type 'array': write a YAML list"),
+    (["--config", "tasks=door"], "'tasks': 'door' is not of type 'array': write a YAML list, e.g. [a, b]"),
     # one run's key, which the workflow sets per run: refused, not silently ignored
     (["--config", "task=hammer"], "config key task given with --config names one run"),
 ])

@@ -52,9 +52,9 @@ def _fix_hint(error: jsonschema.ValidationError, key: str) -> str:
         return ": change that value (config/config.yaml documents each key)"
     wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
     if "array" in wanted:
-        return f": write a YAML list, e.g. {key}=[a,b] (Snakemake --config: {key}='[a, b]')"
+        return f": write a YAML list, e.g. [a, b] (on a command line: {key}='[a, b]')"
     if "object" in wanted:
-        return f": write a YAML mapping, e.g. {key}='{{name: value}}'"
+        return f": write a YAML mapping, e.g. {{name: value}} (on a command line: {key}='{{name: value}}')"
     return f": write a value of type {' or '.join(map(str, wanted))} (as in config/config.yaml)"
 
 
