@@ -106,6 +106,56 @@ def test_kill_in_stage2_then_at_the_boundary_then_finish(full_run, door_demos, t
                                   without_time(full_run / "stage2" / "stage2_eval.csv"))
 
 
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def terminate_when(command: list[str], ready) -> subprocess.CompletedProcess:
+    """Start `command`, SIGTERM its whole process group (as scancel, a SLURM time limit or Snakemake do) as soon as
+    `ready()` holds; returns its exit code and stderr once every process of the group is gone."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and process.poll() is None and not ready():
+            time.sleep(0.05)
+        assert process.poll() is None, "the command ended before it could be terminated"
+        os.killpg(process.pid, signal.SIGTERM)
+        stderr = process.communicate(timeout=60)[1]
+        deadline = time.time() + 30
+        while time.time() < deadline and group_alive(process.pid):
+            time.sleep(0.2)
+        assert not group_alive(process.pid), "a process of the terminated command is still running"
+    finally:
+        if group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(command, process.returncode, "", stderr)
+
+
+def test_sigterm_mid_stage3_exits_143_and_the_rerun_resumes(full_run, door_demos, tmp_path):
+    run_dir = tmp_path / "run"
+    eval_csv = run_dir / "eval.csv"
+    result = terminate_when(train_command(run_dir, door_demos),
+                            lambda: eval_csv.exists() and len(eval_csv.read_text().splitlines()) >= 2)
+    assert result.returncode == 143 and "vrl3 train: terminated" in result.stderr, result.stderr[-2000:]
+    assert not list(run_dir.rglob("*.tmp"))
+    subprocess.run(train_command(run_dir, door_demos), check=True, capture_output=True)
+    pd.testing.assert_frame_equal(without_time(eval_csv), without_time(full_run / "eval.csv"))
+
+
+def test_sigterm_while_rendering_demos_leaves_no_partial_folder(mirror, tmp_path):
+    out = tmp_path / "demos" / "door"
+    command = [sys.executable, "-m", "vrl3.cli", "demos", "--task", "door", "--source", "human", "--mirror",
+               str(mirror), "--episodes", "5", "--out", str(out)]
+    result = terminate_when(command, lambda: any(out.parent.glob(".door.partial-*/episodes/*")))
+    assert result.returncode == 143 and "vrl3 demos: terminated" in result.stderr, result.stderr
+    assert list(out.parent.iterdir()) == []
+
+
 def test_corrupt_checkpoint_mid_write_falls_back_to_previous(full_run, door_demos, tmp_path):
     """A kill or full disk during a checkpoint write, made deterministic: torn temp file + garbage latest.pt."""
     run_dir = tmp_path / "run"

@@ -2,7 +2,9 @@
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from vrl3.errors import UserError
 
@@ -33,19 +35,36 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a SLURM time limit, scancel, Snakemake stopping its jobs), raised like Ctrl-C: the same cleanups
+    run (temp folders and partial files removed; checkpoints are written atomically, so none is half-written)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=chosen if chosen in SUBCOMMANDS else None)
     args = parser.parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return args.run(args) or 0
     except UserError as error:
         print(f"vrl3 {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"vrl3 {args.command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print(f"vrl3 {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
