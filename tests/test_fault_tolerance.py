@@ -12,6 +12,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -77,6 +78,20 @@ def test_checkpoint_save_load_and_fallback(tmp_path):
     with warnings.catch_warnings(), pytest.raises(UserError, match="no readable checkpoint"):
         warnings.simplefilter("ignore")
         load_checkpoint(tmp_path)
+
+
+def test_a_missing_or_truncated_episode_file_is_one_line_with_the_fix(tmp_path):
+    from vrl3.train.episodes import EPISODE_KEYS, read_episode, write_episode
+
+    path = tmp_path / "episode_000000.npz"
+    write_episode(path, {key: np.zeros((3, 2), np.float32) for key in EPISODE_KEYS})
+    assert read_episode(path, fix="restore it")["reward"].shape == (3, 2)
+    path.write_bytes(path.read_bytes()[:200])  # a truncated zip: BadZipFile, not a traceback
+    with pytest.raises(UserError, match=r"episode_000000.npz is unreadable or incomplete .*: restore it$"):
+        read_episode(path, fix="restore it")
+    path.unlink()
+    with pytest.raises(UserError, match="No such file"):
+        read_episode(path, fix="restore it")
 
 
 def test_checkpoint_with_python_objects_is_refused_not_run(tmp_path):

@@ -25,7 +25,8 @@ def test_stage2_on_expert_demos_lowers_held_out_action_error(mirror, tmp_path):
     out = tmp_path / "expert"
     assert main(["demos", "--task", "door", "--source", "expert", "--mirror", str(mirror), "--episodes", "3",
                  "--out", str(out)]) == 0
-    episodes = [read_episode(p) for p in sorted(Path(out, "episodes").glob("episode_*.npz"))]
+    paths = sorted(Path(out, "episodes").glob("episode_*.npz"))
+    episodes = [read_episode(path, fix="re-render the demos") for path in paths]
     train, held_out = episodes[:2], episodes[2]
 
     torch.manual_seed(0)

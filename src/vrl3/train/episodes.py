@@ -2,6 +2,7 @@
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +13,13 @@ from vrl3.errors import UserError
 EPISODE_KEYS = ("frame", "sensor", "action", "reward", "discount", "n_goal_achieved")
 
 
-def read_episode(path: Path) -> dict[str, np.ndarray]:
+def read_episode(path: Path, fix: str) -> dict[str, np.ndarray]:
+    """The arrays of one episode file; `fix` says in the error what to do when the file is missing or damaged."""
     try:
         with np.load(path, allow_pickle=False) as data:
             episode = {key: data[key] for key in EPISODE_KEYS}
-    except (OSError, ValueError, KeyError, EOFError) as error:
-        raise UserError(f"episode file {path} is unreadable or incomplete ({error}): re-create it") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise UserError(f"episode file {path} is unreadable or incomplete ({error}): {fix}") from None
     return episode
 
 
@@ -60,5 +62,5 @@ def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: i
         expected = checksums.get(f"episodes/{path.name}")
         if expected is not None and sha256_of(path) != expected:
             raise UserError(f"{path} does not match the sha256 in {manifest_path}: re-create the demos folder")
-        episodes.append(read_episode(path))
+        episodes.append(read_episode(path, fix=f"re-create the demos folder with `vrl3 demos --task {task}`"))
     return episodes

@@ -169,7 +169,10 @@ class Workspace:
         n_demos = len(self.demos)
         lengths = [len(e["reward"]) - 1 for e in self.demos] + self.progress.online_episode_lengths
         for index in range(evicted, len(lengths)):
-            episode = self.demos[index] if index < n_demos else read_episode(self._episode_path(index - n_demos))
+            episode = self.demos[index] if index < n_demos else read_episode(
+                self._episode_path(index - n_demos),
+                fix="resuming needs the run's recorded episodes (no run can re-create them): restore the file, or "
+                    "start over in a new run_dir")
             self.replay.add_episode(**_replay_fields(episode))
         self.replay.total_transitions_added += sum(lengths[:evicted])
 
