@@ -261,6 +261,12 @@ def test_bad_input_to_run_stage_leaves_the_run_dir_untouched(door_demos, tmp_pat
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("vrl3 run-stage: error:") and expected in err, err
         assert not run_dir.exists(), case
+    # a demos folder given as run_dir (its episodes/ would be taken for a run's and replaced)
+    before = sorted(path.relative_to(door_demos) for path in door_demos.rglob("*"))
+    assert main(["run-stage", "--stage", "3", *train_args(door_demos, door_demos)[1:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a `vrl3 demos` output folder" in err, err
+    assert sorted(path.relative_to(door_demos) for path in door_demos.rglob("*")) == before
     no_run_dir = [arg for arg in train_args(tmp_path / "unused", door_demos)[1:] if not arg.startswith("run_dir=")]
     assert main(["run-stage", "--stage", "2", *no_run_dir]) == 2
     err = capsys.readouterr().err.strip()

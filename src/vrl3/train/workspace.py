@@ -72,8 +72,11 @@ def _check_params(path: Path, params: dict) -> None:
     if path.exists():
         changed = _changed_keys(yaml.safe_load(path.read_text()), params)
         if changed:
-            raise UserError(f"{path.parent} was started with other values of {', '.join(changed)}: "
-                            "use a new run_dir, or delete that folder to start over")
+            redo = ("stage 3 on the finished stage 2 with `vrl3 run-stage --stage 3`" if path.parent.name != "stage2"
+                    else "both stages with `vrl3 run-stage --stage 2`, then `--stage 3`")
+            raise UserError(f"{path.parent} was started with other values of {', '.join(changed)}: use a new run_dir, "
+                            f"or redo {redo} and the same arguments (earlier logs and checkpoints are moved to "
+                            f"run_dir/superseded/)")
 
 
 def _write_yaml(path: Path, params: dict) -> None:
@@ -98,6 +101,9 @@ class Workspace:
         self.run_dir = Path(cfg["run_dir"])
         if (blocker := file_in_the_way(self.run_dir)) is not None:
             raise UserError(f"run_dir={self.run_dir}: {blocker} is a file, not a folder: give a folder path")
+        if (self.run_dir / "manifest.json").exists() or self.run_dir.resolve() == Path(cfg["demos"]).resolve():
+            raise UserError(f"run_dir={self.run_dir} is a `vrl3 demos` output folder (it has manifest.json), whose "
+                            f"episodes a run would overwrite: give the run its own folder")
         self.task = get_task(cfg["task"])
         self.device = resolve_device(cfg["device"])
         self.replay_device = self.device if cfg["replay_device"] == "auto" else resolve_device(cfg["replay_device"])
