@@ -178,10 +178,20 @@ def test_unsafe_pickle_needs_trusted_flag(tmp_path):
     path = tmp_path / "pickled.pth.tar"
     torch.save({"state_dict": source.state_dict(), "extra": NotAllowedInWeightsOnly()}, path)
     target = make_resnet84("resnet6_32channel", num_classes=None)
-    with pytest.raises(UserError, match="trusted=True"):
+    with pytest.raises(UserError, match="holds Python objects besides tensors") as refused:
         load_stage1_checkpoint(target, path)
+    assert "\x1b" not in str(refused.value) and len(str(refused.value).splitlines()) == 1
     load_stage1_checkpoint(target, path, trusted=True)
     assert torch.equal(target.conv1.weight, source.conv1.weight)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a checkpoint"])
+def test_a_damaged_checkpoint_is_named_damaged(tmp_path, damage):
+    path = tmp_path / "resnet6_32channel_checkpoint.pth.tar"
+    torch.save({"state_dict": make_resnet84("resnet6_32channel").state_dict()}, path)
+    path.write_bytes(path.read_bytes()[:5000] if damage == "truncated" else b"<html>quota exceeded</html>")
+    with pytest.raises(UserError, match="is damaged or not a torch checkpoint .*: get it again with `vrl3 encoder`"):
+        load_stage1_checkpoint(make_resnet84("resnet6_32channel", num_classes=None), path)
 
 
 def test_own_format_round_trip(tmp_path):

@@ -1,7 +1,10 @@
 """Checks on the folders a command is told to write into, and names for what it sets aside there."""
 
+import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def file_in_the_way(folder: str | Path) -> Path | None:
@@ -22,3 +25,17 @@ def set_aside_name(folder: Path, prefix: str = "") -> Path:
         suffix += 1
         candidate = folder / f"{stamped}-{suffix}"
     return candidate
+
+
+@contextmanager
+def removed_if_failed(folder: Path) -> Iterator[None]:
+    """Make `folder` (and its missing parents); if the block fails, remove the ones this call made, which hold
+    nothing but the block's own output: a failed command leaves no empty folders behind."""
+    made = next((place for place in reversed([folder, *folder.parents]) if not place.exists()), None)
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise

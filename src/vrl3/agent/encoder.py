@@ -1,5 +1,6 @@
 """Stage-1 ResNet84 encoders and the RL image encoder built on them (reference §1.1, §1.3, §2.1)."""
 
+import re
 from pathlib import Path
 
 import torch
@@ -126,13 +127,15 @@ def _read_checkpoint(path: Path, trusted: bool) -> object:
                         f"--publish`), pass stage1_checkpoint=FILE, or set stage1.source=none for a random encoder")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
-    except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable pickles
-        if trusted:
-            raise UserError(f"stage-1 checkpoint {path} could not be read ({type(error).__name__}: {error})") from None
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # torch bolds parts of its message
+        first_line = text.splitlines()[0] if text else type(error).__name__
+        if trusted or "Unsupported global" not in text:
+            raise UserError(f"stage-1 checkpoint {path} is damaged or not a torch checkpoint ({first_line}): get it "
+                            f"again with `vrl3 encoder` or `vrl3 pretrain --publish`") from None
         raise UserError(
-            f"stage-1 checkpoint {path} cannot be loaded with torch.load(weights_only=True) ({first_line}); "
-            f"if you trust this file, load it with trusted=True, or re-save just its weights with "
+            f"stage-1 checkpoint {path} holds Python objects besides tensors, which are not loaded (no code runs "
+            f"while loading); if you trust the file, re-save just its weights with "
             f"torch.save({{'state_dict': torch.load(path, weights_only=False)['state_dict']}}, path)") from None
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import yaml
 
 from vrl3.errors import UserError
+from vrl3.paths import removed_if_failed
 from vrl3.pipeline.variants import expand_variants, merge
 from vrl3.report import families, figures, paper, paper_figures, tables
 from vrl3.report.report_md import write_report
@@ -249,18 +250,13 @@ def run(args: argparse.Namespace) -> int:
         warn(line)
     out = args.out
     _check_out(out)
-    made = next((folder for folder in reversed([out, *out.parents]) if not folder.exists()), None)
-    out.mkdir(parents=True, exist_ok=True)
     staged = out / f".report-tmp-{os.getpid()}"
-    shutil.rmtree(staged, ignore_errors=True)
-    try:
-        build(runs, variants, args, staged, notes, warn)
-        _publish(out, staged)
-    except BaseException:
-        if made is not None:  # folders this call made hold nothing else: leave no empty --out behind
-            shutil.rmtree(made, ignore_errors=True)
-        raise
-    finally:
+    with removed_if_failed(out):
         shutil.rmtree(staged, ignore_errors=True)
+        try:
+            build(runs, variants, args, staged, notes, warn)
+            _publish(out, staged)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
     print(f"vrl3 report: {len(runs)} runs -> {out}/report.md, {out}/figures, {out}/tables")
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vrl3.checksum import sha256_of
 from vrl3.errors import UserError
-from vrl3.paths import file_in_the_way
+from vrl3.paths import file_in_the_way, removed_if_failed
 
 NETWORK_TIMEOUT_S = 60
 
@@ -121,7 +121,12 @@ def get_encoder(arch: str, source: str, out: str | Path, mirror: str | Path | No
         raise UserError(f"--out {out} is a folder: name the checkpoint file, e.g. --out {out / name}")
     if file_in_the_way(out.parent) is not None:
         raise UserError(f"--out {out}: its folder {out.parent} cannot be created, a file is in the way")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with removed_if_failed(out.parent):
+        return _place_encoder(arch, source, out, mirror, name)
+
+
+def _place_encoder(arch: str, source: str, out: Path, mirror: str | Path | None, name: str) -> EncoderFile:
+    """get_encoder's work once --out's folder exists: copy or download to a temp file, verify, publish."""
     handle, temp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(handle)
     temp = Path(temp_name)
