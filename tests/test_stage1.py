@@ -96,6 +96,20 @@ def test_out_that_is_a_file_is_a_user_error(image_folder, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("workers", [0, 1])  # in this process, and in a DataLoader worker process
+def test_an_unreadable_image_is_one_line_naming_it(image_folder, tmp_path, capsys, workers):
+    data = tmp_path / "data"
+    shutil.copytree(image_folder, data)
+    bad = data / "train" / "b" / "3.png"
+    bad.write_text("not an image")
+    assert main(["pretrain", "--data", str(data), "--arch", ARCH, "--epochs", "1", "--batch-size", "4",
+                 "--workers", str(workers), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0] == f"vrl3 pretrain: error: {bad} is not a readable image (UnidentifiedImageError): delete or " \
+                      f"replace it", err
+    assert not list((tmp_path / "out").glob("*.pth.tar"))
+
+
 def test_resume_with_other_classes_names_the_difference(image_folder, tmp_path, capsys):
     out = tmp_path / "stage1"
     assert run_pretrain(image_folder, out, epochs=1) == 0

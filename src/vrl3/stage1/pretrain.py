@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 from torchvision import datasets, transforms
@@ -79,13 +80,31 @@ def copy_atomic(source: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def read_rgb_image(path: str) -> Image.Image:
+    """ImageFolder's PIL loader, with an unreadable file named in one line."""
+    try:
+        with open(path, "rb") as handle:
+            return Image.open(handle).convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise UserError(f"{path} is not a readable image ({error.__class__.__name__}): delete or replace it") from None
+
+
+def batches(loader: DataLoader):
+    """Iterate `loader`; a UserError raised in a worker process arrives wrapped in its traceback: keep its message."""
+    try:
+        yield from loader
+    except UserError as error:
+        last_line = str(error).strip().splitlines()[-1]
+        raise UserError(last_line.removeprefix(f"{UserError.__module__}.{UserError.__name__}: ")) from None
+
+
 def _image_folders(data: Path) -> tuple[datasets.ImageFolder, datasets.ImageFolder]:
     for split in ("train", "val"):
         if not (data / split).is_dir():
             raise UserError(f"--data {data}: no {split}/ folder; expected an ImageFolder root with train/ and val/")
     try:
-        train_set = datasets.ImageFolder(str(data / "train"), train_transform())
-        val_set = datasets.ImageFolder(str(data / "val"), val_transform())
+        train_set = datasets.ImageFolder(str(data / "train"), train_transform(), loader=read_rgb_image)
+        val_set = datasets.ImageFolder(str(data / "val"), val_transform(), loader=read_rgb_image)
     except (FileNotFoundError, RuntimeError) as error:
         raise UserError(f"--data {data}: {error}") from None
     if train_set.classes != val_set.classes:
@@ -176,7 +195,7 @@ def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device, ks: tu
     model.eval()
     correct, seen = [0] * len(ks), 0
     with torch.no_grad():
-        for images, target in loader:
+        for images, target in batches(loader):
             logits = model(images.to(device, non_blocking=True))
             correct = [c + n for c, n in zip(correct, topk_correct(logits, target.to(device), ks))]
             seen += target.shape[0]
@@ -226,7 +245,7 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
             group["lr"] = lr
         trained.train()
         loss_sum, seen, started = torch.zeros((), device=device), 0, time.time()
-        for i, (images, target) in enumerate(train_loader):
+        for i, (images, target) in enumerate(batches(train_loader)):
             images, target = images.to(device, non_blocking=True), target.to(device, non_blocking=True)
             loss = criterion(trained(images), target)
             optimizer.zero_grad(set_to_none=True)
