@@ -5,6 +5,7 @@ The kill mid-stage-3 case lives in tests/test_train.py; docs/reliability.md list
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,6 +170,16 @@ def test_sigterm_while_rendering_demos_leaves_no_partial_folder(mirror, tmp_path
     result = terminate_when(command, lambda: any(out.parent.glob(".door.partial-*/episodes/*")))
     assert result.returncode == 143 and "vrl3 demos: terminated" in result.stderr, result.stderr
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_checkpoint_of_other_network_sizes_is_one_line(full_run, door_demos, tmp_path, capsys):
+    """A stage-2 folder copied from another run, its params.yaml (which would name the difference) gone."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(full_run / "stage2", run_dir / "stage2")
+    (run_dir / "stage2" / "params.yaml").unlink()
+    assert main(train_args(run_dir, door_demos, "agent.hidden_dim=48")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not fit this run's agent" in err and "new run_dir" in err, err
 
 
 def test_corrupt_checkpoint_mid_write_falls_back_to_previous(full_run, door_demos, tmp_path):

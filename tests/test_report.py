@@ -447,3 +447,12 @@ def test_a_config_with_a_malformed_key_is_a_one_line_error(tmp_path, capsys):
     message = captured.err.strip()
     assert code == 2 and len(message.splitlines()) == 1 and not out.exists()
     assert str(config) in message and "'variants'" in message and "mapping" in message
+
+
+@pytest.mark.parametrize("flag, value", [("--window-frames", "0"), ("--plot-max-frames", "0"),
+                                         ("--plot-max-frames", "-5")])
+def test_a_non_positive_frame_count_is_a_one_line_error(tmp_path, capsys, flag, value):
+    synthetic_runs(tmp_path / "runs", tasks=("door",), seeds=(1,))
+    code, out, captured = report(tmp_path, tmp_path / "runs", capsys, flag, value)
+    message = captured.err.strip()
+    assert code == 2 and len(message.splitlines()) == 1 and f"{flag} {value}" in message and not out.exists()

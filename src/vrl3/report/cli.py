@@ -238,6 +238,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--bootstrap {args.bootstrap}: give a positive number of resamples (e.g. 2000)")
     if args.window_frames < 1:
         raise UserError(f"--window-frames {args.window_frames}: give a positive number of frames (e.g. 200000)")
+    if args.plot_max_frames is not None and args.plot_max_frames < 1:
+        raise UserError(f"--plot-max-frames {args.plot_max_frames}: give a positive number of frames (e.g. 4000000), "
+                        f"or leave it out to plot every frame")
     notes: list[str] = []
 
     def warn(message: str) -> None:

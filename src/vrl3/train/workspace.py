@@ -190,7 +190,12 @@ class Workspace:
             return
         self.progress = Progress(**state["progress"])
         self._previous_evicted = self.progress.evicted_episodes
-        self.agent.load_state_dict(state["agent"])
+        try:
+            self.agent.load_state_dict(state["agent"])
+        except (RuntimeError, KeyError, ValueError) as error:  # e.g. a checkpoint copied from a run of other sizes
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"the checkpoint in {self.run_dir} does not fit this run's agent ({reason}): it was made "
+                            f"with other settings; use a new run_dir") from None
         self._fill_replay(self.progress.evicted_episodes)
         self.replay.generator.set_state(state["replay_rng"])
         set_global_rng_state(state["rng"])
