@@ -335,6 +335,17 @@ def assert_same_adam_step(agent_module, twin_module, lr):
         torch.testing.assert_close(b, c, msg=name)
 
 
+def critic_step_agrees(agent, twin, critic_loss):
+    """The twin takes its critic and encoder Adam step on `critic_loss`; the agent's update must have done the same."""
+    twin.critic_opt.zero_grad()
+    twin.encoder_opt.zero_grad()
+    critic_loss.backward()
+    twin.critic_opt.step()
+    twin.encoder_opt.step()
+    assert_same_adam_step(agent.critic, twin.critic, 1e-4)
+    assert_same_adam_step(agent.encoder, twin.encoder, 1e-4)
+
+
 def features_before_update(agent, obs, sensor):
     with torch.no_grad():
         return torch.cat([agent.encoder(obs.float()), sensor], 1)
@@ -364,13 +375,7 @@ def test_stage3_update_matches_independent_computation():
     assert metrics["critic_target_q"] == pytest.approx(y.mean().item(), rel=1e-5)
     assert metrics["critic_q1"] == pytest.approx(q1.mean().item(), rel=1e-5)
     assert metrics["critic_loss"] == pytest.approx(critic_loss.item(), rel=1e-5)
-    twin.critic_opt.zero_grad()
-    twin.encoder_opt.zero_grad()
-    critic_loss.backward()
-    twin.critic_opt.step()
-    twin.encoder_opt.step()
-    assert_same_adam_step(agent.critic, twin.critic, 1e-4)
-    assert_same_adam_step(agent.encoder, twin.encoder, 1e-4)
+    critic_step_agrees(agent, twin, critic_loss)
 
     # actor: features computed before the encoder step, detached; the critic after its step
     features = features.detach()
@@ -426,13 +431,7 @@ def test_stage2_cql_update_matches_independent_computation():
         values = torch.cat([q, pi_q, nx_q], 1) / 2.0
         conservative = conservative + 0.7 * 2.0 * torch.logsumexp(values, 1).mean() - 0.7 * q.mean()
     assert metrics["critic_loss"] == pytest.approx(td.item(), rel=1e-5)
-    twin.critic_opt.zero_grad()
-    twin.encoder_opt.zero_grad()
-    (td + conservative).backward()
-    twin.critic_opt.step()
-    twin.encoder_opt.step()
-    assert_same_adam_step(agent.critic, twin.critic, 1e-4)
-    assert_same_adam_step(agent.encoder, twin.encoder, 1e-4)
+    critic_step_agrees(agent, twin, td + conservative)
 
 
 def test_stage2_update_with_random_actions_and_policy_noise_matches_independent_computation():
@@ -476,13 +475,7 @@ def test_stage2_update_with_random_actions_and_policy_noise_matches_independent_
         conservative = conservative + 2.0 * torch.logsumexp(values / 2.0, 1).mean() - q_data.mean()
     assert metrics["critic_loss"] == pytest.approx(td.item(), rel=1e-5)
     assert metrics["critic_q2"] == pytest.approx(q2.mean().item(), rel=1e-5)
-    twin.critic_opt.zero_grad()
-    twin.encoder_opt.zero_grad()
-    (td + conservative).backward()
-    twin.critic_opt.step()
-    twin.encoder_opt.step()
-    assert_same_adam_step(agent.critic, twin.critic, 1e-4)
-    assert_same_adam_step(agent.encoder, twin.encoder, 1e-4)
+    critic_step_agrees(agent, twin, td + conservative)
 
     features = features.detach()
     mu, pretanh = policy(features)

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
+from tests.process_support import signal_group_when
 from tests.test_train import SMOKE, without_time
 from vrl3.agent.encoder import make_resnet84
 from vrl3.cli import main
@@ -122,33 +123,12 @@ def test_kill_in_stage2_then_at_the_boundary_then_finish(full_run, door_demos, t
                                   without_time(full_run / "stage2" / "stage2_eval.csv"))
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def terminate_when(command: list[str], ready) -> subprocess.CompletedProcess:
     """Start `command`, SIGTERM its whole process group (as scancel, a SLURM time limit or Snakemake do) as soon as
-    `ready()` holds; returns its exit code and stderr once every process of the group is gone."""
+    `ready()` holds; its exit code and stderr once every process of the group is gone."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
-    try:
-        deadline = time.time() + 600
-        while time.time() < deadline and process.poll() is None and not ready():
-            time.sleep(0.05)
-        assert process.poll() is None, "the command ended before it could be terminated"
-        os.killpg(process.pid, signal.SIGTERM)
-        stderr = process.communicate(timeout=60)[1]
-        deadline = time.time() + 30
-        while time.time() < deadline and group_alive(process.pid):
-            time.sleep(0.2)
-        assert not group_alive(process.pid), "a process of the terminated command is still running"
-    finally:
-        if group_alive(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
+    stderr = signal_group_when(process, ready, signal.SIGTERM)
     return subprocess.CompletedProcess(command, process.returncode, "", stderr)
 
 

@@ -3,13 +3,11 @@ is interrupted in stage 3 and resumed, then asked to rerun after changed keys.""
 
 import csv
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))  # pytest's importlib mode does not put tests/ on sys.path
+from process_support import signal_group_when  # noqa: E402
 from workflow_support import BIN, REPO, TINY, env, job_counts, make_workdir, mirror_config, snakemake  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -165,14 +164,6 @@ def eval_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def as_from_a_terminal() -> None:
     """The run starts with SIGINT's default action and unblocked, as from an interactive shell (a disposition or
     mask inherited from the test process would otherwise decide whether Ctrl-C reaches it)."""
@@ -186,23 +177,10 @@ def interrupt_mid_stage3(workdir: Path, args: list[str], run_dir: Path, signal_n
     process = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env(), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                preexec_fn=as_from_a_terminal)
-    try:
-        deadline = time.time() + 600
-        while time.time() < deadline and process.poll() is None:
-            if (run_dir / "eval.csv").exists() and len(eval_rows(run_dir / "eval.csv")) >= 2:
-                break
-            time.sleep(0.5)
-        assert process.poll() is None, f"the run ended before it was interrupted:\n{process.stdout.read()[-3000:]}"
-        os.killpg(process.pid, signal_number)  # SIGINT: what Ctrl-C does; SIGKILL: a preemption or the OOM killer
-        printed = process.communicate(timeout=120)[0]
-        assert process.returncode != 0, f"signal {signal_number} did not stop the run:\n{printed[-3000:]}"
-        deadline = time.time() + 30
-        while time.time() < deadline and group_alive(process.pid):
-            time.sleep(0.5)
-        assert not group_alive(process.pid), "a process of the interrupted run is still running"
-    finally:
-        if group_alive(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
+    # SIGINT: what Ctrl-C does; SIGKILL: a preemption or the OOM killer
+    printed = signal_group_when(process, lambda: (run_dir / "eval.csv").exists()
+                                and len(eval_rows(run_dir / "eval.csv")) >= 2, signal_number)
+    assert process.returncode != 0, f"signal {signal_number} did not stop the run:\n{printed[-3000:]}"
     return printed
 
 
