@@ -110,7 +110,26 @@ def test_an_unreadable_image_is_one_line_naming_it(image_folder, tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0] == f"vrl3 pretrain: error: {bad} is not a readable image (UnidentifiedImageError): delete or " \
                       f"replace it", err
-    assert not list((tmp_path / "out").glob("*.pth.tar"))
+    assert not (tmp_path / "out").exists()  # nothing was written: no empty --out is left either
+
+
+def test_an_interrupt_after_an_epoch_keeps_its_checkpoint(image_folder, tmp_path, monkeypatch):
+    """--out is made by the interrupted call itself: the checkpoint of its finished epoch must survive."""
+    from vrl3.stage1 import pretrain
+
+    real_evaluate, calls = pretrain._evaluate, []
+
+    def evaluate_then_interrupt(*args):
+        calls.append(1)
+        if len(calls) == 2:  # epoch 2's evaluation, after epoch 1's checkpoint
+            raise KeyboardInterrupt
+        return real_evaluate(*args)
+
+    monkeypatch.setattr(pretrain, "_evaluate", evaluate_then_interrupt)
+    out = tmp_path / "made" / "out"
+    assert run_pretrain(image_folder, out, epochs=2) == 130
+    saved = torch.load(out / f"{ARCH}_checkpoint.pth.tar", map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 1
 
 
 def test_resume_with_other_classes_names_the_difference(image_folder, tmp_path, capsys):

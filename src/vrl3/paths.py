@@ -28,14 +28,15 @@ def set_aside_name(folder: Path, prefix: str = "") -> Path:
 
 
 @contextmanager
-def removed_if_failed(folder: Path) -> Iterator[None]:
+def removed_if_failed(folder: Path, keep_files: bool = False) -> Iterator[None]:
     """Make `folder` (and its missing parents); if the block fails, remove the ones this call made, which hold
-    nothing but the block's own output: a failed command leaves no empty folders behind."""
+    nothing but the block's own output: a failed command leaves no empty folders behind. With `keep_files`, only
+    while the block has left no file there (a long job's checkpoints outlive a later failure)."""
     made = next((place for place in reversed([folder, *folder.parents]) if not place.exists()), None)
     folder.mkdir(parents=True, exist_ok=True)
     try:
         yield
     except BaseException:
-        if made is not None:
+        if made is not None and not (keep_files and any(path.is_file() for path in made.rglob("*"))):
             shutil.rmtree(made, ignore_errors=True)
         raise

@@ -22,7 +22,7 @@ from torchvision import datasets, transforms
 
 from vrl3.agent.encoder import IMAGENET_MEAN, IMAGENET_STD, load_stage1_checkpoint, make_resnet84
 from vrl3.errors import UserError
-from vrl3.paths import file_in_the_way
+from vrl3.paths import file_in_the_way, removed_if_failed
 
 LR_DECAY_EVERY_EPOCHS = 30
 
@@ -208,8 +208,13 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
     publish = Path(settings.publish) if settings.publish is not None else None
     check_out(out, publish)
     train_set, val_set = _image_folders(Path(settings.data))
+    with removed_if_failed(out, keep_files=True):  # no empty --out after a failure in the first epoch
+        return _train(settings, out, publish, train_set, val_set)
+
+
+def _train(settings: PretrainSettings, out: Path, publish: Path | None, train_set: datasets.ImageFolder,
+           val_set: datasets.ImageFolder) -> dict[str, float]:
     rank, world_size, device = _setup_distributed()
-    out.mkdir(parents=True, exist_ok=True)
     checkpoint_path, best_path = checkpoint_paths(out, settings.arch)
     num_classes = len(train_set.classes)
     ks = (1, min(5, num_classes))
