@@ -68,8 +68,8 @@ def update_flops(obs_shape: tuple, action_dim: int, cfg: AgentConfig, device: to
                  stage: int) -> int:
     """Floating-point operations of one update, counted by torch's FlopCounterMode on an eager agent (a CUDA graph
     replay or compiled code dispatches no countable operators); the same count on any device and precision."""
-    agent = VRL3Agent(obs_shape, action_dim, 24, dataclasses.replace(cfg, compile=False), device=device, seed=0, cuda_graphs=False,
-                      channels_last=False)
+    agent = VRL3Agent(obs_shape, action_dim, 24, dataclasses.replace(cfg, compile=False), device=device, seed=0,
+                      cuda_graphs=False, channels_last=False)
     counter = FlopCounterMode(display=False)
     with counter:
         agent.update(batch, stage, 0, sync=False)

@@ -108,8 +108,8 @@ def test_an_unreadable_image_is_one_line_naming_it(image_folder, tmp_path, capsy
     assert main(["pretrain", "--data", str(data), "--arch", ARCH, "--epochs", "1", "--batch-size", "4",
                  "--workers", str(workers), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0] == f"vrl3 pretrain: error: {bad} is not a readable image (UnidentifiedImageError): delete or " \
-                      f"replace it", err
+    expected = f"vrl3 pretrain: error: {bad} is not a readable image (UnidentifiedImageError): delete or replace it"
+    assert err == [expected], err
     assert not (tmp_path / "out").exists()  # nothing was written: no empty --out is left either
 
 

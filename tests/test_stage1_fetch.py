@@ -86,8 +86,8 @@ BAD_CHECKPOINTS = {
     "other_arch": lambda tmp_path: checkpoint_bytes(tmp_path, model_arch="resnet6_64channel"),
     "other_arch_recorded": lambda tmp_path: checkpoint_bytes(tmp_path, arch="resnet10_32channel"),
 }
-BAD_CHECKPOINT_MESSAGES = {"empty": "is damaged or not a torch checkpoint", "text": "is damaged or not a torch checkpoint",
-                           "other_arch": "shapes differ",
+DAMAGED = "is damaged or not a torch checkpoint"
+BAD_CHECKPOINT_MESSAGES = {"empty": DAMAGED, "text": DAMAGED, "other_arch": "shapes differ",
                            "other_arch_recorded": "is for arch 'resnet10_32channel'"}
 
 

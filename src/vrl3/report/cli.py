@@ -107,12 +107,13 @@ def load_variants(config_file: Path | None) -> dict:
     return expand_variants(config)
 
 
-REPORT_OUTPUTS = ("figures", "tables", "report.md")
+REPORT_FOLDERS = ("figures", "tables")  # replaced as a whole by each report
+REPORT_OUTPUTS = (*REPORT_FOLDERS, "report.md")
 WRITTEN_LIST = ".vrl3-report-files"  # the files of figures/ and tables/ a report wrote, one per line
 
 
 def _files_below(folder: Path) -> list[str]:
-    return sorted(path.relative_to(folder).as_posix() for name in REPORT_OUTPUTS[:2] if (folder / name).is_dir()
+    return sorted(path.relative_to(folder).as_posix() for name in REPORT_FOLDERS if (folder / name).is_dir()
                   for path in (folder / name).rglob("*") if not path.is_dir())
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 from vrl3.pipeline.stage_state import SUPERSEDED
 from vrl3.report import families
 
@@ -66,8 +66,8 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: the file is empty; delete it or re-run the run that should have written it") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"{path}: not a readable CSV ({reason}); delete it or re-run the run that wrote it") from None
+        raise UserError(f"{path}: not a readable CSV ({first_line(error)}); delete it or re-run the run that wrote "
+                        f"it") from None
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in required if c not in table.columns]
     if missing:

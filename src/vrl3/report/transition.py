@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from vrl3.errors import UserError  # noqa: E402
+from vrl3.errors import UserError, first_line  # noqa: E402
 from vrl3.report import figures  # noqa: E402
 from vrl3.report.runs import Run  # noqa: E402
 
@@ -24,8 +24,8 @@ def _read(path: Path, x: str) -> pd.DataFrame | None:
     except pd.errors.EmptyDataError:
         return None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"{path}: not a readable CSV ({reason}); delete it or re-run the run that wrote it") from None
+        raise UserError(f"{path}: not a readable CSV ({first_line(error)}); delete it or re-run the run that wrote "
+                        f"it") from None
     if table.empty:
         return None
     missing = [c for c in (x, "critic_q1") if c not in table.columns]

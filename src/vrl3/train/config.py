@@ -6,7 +6,7 @@ import jsonschema
 import yaml
 from omegaconf import OmegaConf
 
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 from vrl3.tasks import get_task
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -87,8 +87,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
         per_task = (config.get("task_overrides") or {}).get(task_name) or {}
         resolved = OmegaConf.to_container(OmegaConf.merge(config, per_task, cli), resolve=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path}: cannot apply overrides {list(overrides)}: {reason}") from None
+        raise UserError(f"{path}: cannot apply overrides {list(overrides)}: {first_line(error)}") from None
     source = f"{path}" + (f" with overrides {' '.join(overrides)}" if overrides else "")
     validate(resolved, source)
     task = get_task(resolved["task"])

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
 from vrl3.envs.vector import EnvPool, LazyEnvPool, env_seeds
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 from vrl3.paths import file_in_the_way
 from vrl3.replay import ReplayBuffer, batch_to
 from vrl3.tasks import get_task
@@ -193,9 +193,8 @@ class Workspace:
         try:
             self.agent.load_state_dict(state["agent"])
         except (RuntimeError, KeyError, ValueError) as error:  # e.g. a checkpoint copied from a run of other sizes
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UserError(f"the checkpoint in {self.run_dir} does not fit this run's agent ({reason}): it was made "
-                            f"with other settings; use a new run_dir") from None
+            raise UserError(f"the checkpoint in {self.run_dir} does not fit this run's agent ({first_line(error)}): it "
+                            f"was made with other settings; use a new run_dir") from None
         self._fill_replay(self.progress.evicted_episodes)
         self.replay.generator.set_state(state["replay_rng"])
         set_global_rng_state(state["rng"])
