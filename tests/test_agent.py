@@ -27,7 +27,8 @@ def test_config_defaults_are_the_reference_values():
     assert (cfg.stddev_clip, cfg.safe_q_target_factor, cfg.safe_q_threshold) == (0.3, 0.5, 200)
     assert (cfg.pretanh_threshold, cfg.pretanh_penalty) == (5, 0.001)
     assert (cfg.cql_weight, cfg.cql_temp, cfg.cql_n_random, cfg.stage2_std, cfg.stage2_bc_weight) == (1, 1, 10, 0.1, 0)
-    assert (cfg.std0, cfg.std1, cfg.std_n_decay, cfg.stage3_bc_lam0, cfg.stage3_bc_lam1) == (0.01, 0.01, 500000, 0, 0.95)
+    assert (cfg.std0, cfg.std1, cfg.std_n_decay) == (0.01, 0.01, 500000)
+    assert (cfg.stage3_bc_lam0, cfg.stage3_bc_lam1) == (0, 0.95)
     assert cfg.use_data_aug and cfg.stage2_update_encoder and cfg.stage3_update_encoder and cfg.use_sensor
     assert cfg.num_expl_steps == 0 and cfg.encoder_lr_scale == 1 and not cfg.stage3_conservative
     assert cfg.stage1_model_name == "resnet6_32channel"

@@ -191,8 +191,9 @@ VARIANTS = "run_variants=[vrl3,drqv2fd,stage1_random]"
     ([], [], 12),
     (["--configfile", "config/smoke.yaml", "--config", "seeds=[1,2]", "demo_source={mirror: /m/hand_dapg}",
       "stage1={source: mirror, mirror: /m/models}"],
-     ["--configfile", str(REPO / "config/smoke.yaml"), "--set", "seeds=[1,2]", "--set", "demo_source.mirror=/m/hand_dapg",
-      "--set", "stage1.source=mirror", "--set", "stage1.mirror=/m/models"], 2),
+     ["--configfile", str(REPO / "config/smoke.yaml"), "--set", "seeds=[1,2]",
+      "--set", "demo_source.mirror=/m/hand_dapg", "--set", "stage1.source=mirror",
+      "--set", "stage1.mirror=/m/models"], 2),
     (["--config", VARIANTS, "tasks=[door,pen]", "seeds=[1,2]"],
      ["--set", VARIANTS, "--set", "tasks=[door,pen]", "--set", "seeds=[1,2]"], 12),  # variant x task x seed
     (["--config", "tasks=[door,kitchen-mixed]", "seeds=[1]"],  # door's demos from demo_source, kitchen's from Minari
@@ -291,7 +292,8 @@ def test_dvc_repro_reruns_exactly_what_changed(repo):
     set_param(repo, "agent.std0", 0.05)  # stage 3 only
     second = dvc(repo, "repro")
     assert ran_stages(second.stdout) == {"stage3@vrl3-door-seed1", "report"}
-    assert "stage 3 of results/smoke/runs/vrl3/door/seed1: parameters or inputs changed" in second.stdout + second.stderr
+    changed = "stage 3 of results/smoke/runs/vrl3/door/seed1: parameters or inputs changed"
+    assert changed in second.stdout + second.stderr
 
     set_param(repo, "stage2_n_update", 3)  # stage 2, hence stage 3
     third = dvc(repo, "repro")

@@ -294,7 +294,9 @@ def test_nan_loss_in_stage3_stops_and_keeps_the_last_good_checkpoint(door_demos,
 
     def update_going_nan_in_stage3(self, batch, stage, step, sync=False):
         metrics = real_update(self, batch, stage=stage, step=step, sync=sync)
-        return metrics | {"critic_loss": torch.tensor(float("nan"))} if stage == 3 and step >= nan_from_step else metrics
+        if stage == 3 and step >= nan_from_step:
+            return metrics | {"critic_loss": torch.tensor(float("nan"))}
+        return metrics
 
     monkeypatch.setattr(VRL3Agent, "update", update_going_nan_in_stage3)
     run_dir = tmp_path / "run"

@@ -53,8 +53,7 @@ def test_the_paper_variants_and_their_overrides(paper):
 def test_a_sweep_expands_one_key_over_its_values_with_predictable_names(paper):
     variants = expand_variants(paper)
     factor = [v for v in variants.values() if v.sweep == "safe_q_target_factor"]
-    assert [v.name for v in factor] == ["safe_q_target_factor_0", "safe_q_target_factor_0p3",
-                                        "safe_q_target_factor_0p5", "safe_q_target_factor_0p9", "safe_q_target_factor_1"]
+    assert [v.name for v in factor] == [f"safe_q_target_factor_{suffix}" for suffix in ["0", "0p3", "0p5", "0p9", "1"]]
     assert [v.overrides["agent"]["safe_q_target_factor"] for v in factor] == [0, 0.3, 0.5, 0.9, 1]
     assert {v.sweep_key for v in factor} == {"agent.safe_q_target_factor"}
     std = variants["stage3_std_0p2"]  # the entry's other items apply to every value
@@ -262,7 +261,8 @@ def test_absent_variants_skip_their_figures_with_a_note(tmp_path, capsys):
     assert main(["report", "--runs", str(tmp_path / "runs"), "--out", str(out), "--bootstrap", "20"]) == 0
     capsys.readouterr()
     status = pd.read_csv(out / "tables" / "figure_map.csv").set_index("figure")["status"]
-    assert status["figures/fig2a_aggregate.png"] == "drawn" and status["figures/fig3b_transition_success.png"] == "drawn"
+    assert status["figures/fig2a_aggregate.png"] == "drawn"
+    assert status["figures/fig3b_transition_success.png"] == "drawn"
     assert status["figures/fig4a_stages.png"].startswith("skipped: needs runs of vrl3 and of one more")
     assert status["figures/fig6_sensitivity_lr.png"] == "skipped: none of its variants has runs"
     assert status["figures/fig6_sensitivity_stage1_source.png"] == "skipped: needs runs of stage1_random"

@@ -24,7 +24,8 @@ def _rows(value, rows: int, shape: tuple[int, ...], name: str) -> torch.Tensor:
     else:
         tensor = torch.as_tensor(np.asarray(value, dtype=np.float32))
     if tensor.numel() != rows * int(np.prod(shape)):
-        raise ValueError(f"{name} must have {rows} rows of shape {shape} to match the frames, got {tuple(tensor.shape)}")
+        raise ValueError(f"{name} must have {rows} rows of shape {shape} to match the frames, "
+                         f"got {tuple(tensor.shape)}")
     return tensor.reshape(rows, *shape)
 
 
@@ -93,7 +94,8 @@ class ReplayBuffer:
         frames = frames if isinstance(frames, torch.Tensor) else torch.as_tensor(np.asarray(frames))
         length = frames.shape[0] - 1
         if frames.dtype != torch.uint8 or tuple(frames.shape[1:]) != self.frame_shape:
-            raise ValueError(f"frames must be uint8 (T+1, {self.frame_shape}), got {frames.dtype} {tuple(frames.shape)}")
+            raise ValueError(f"frames must be uint8 (T+1, {self.frame_shape}), "
+                             f"got {frames.dtype} {tuple(frames.shape)}")
         sensors = _rows(sensors, length + 1, (self.sensor_dim,), "sensors")
         actions = _rows(actions, length + 1, (self.action_dim,), "actions")
         rewards = _rows(rewards, length + 1, (), "rewards")

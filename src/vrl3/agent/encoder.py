@@ -172,7 +172,8 @@ def load_stage1_checkpoint(model: ResNet84, path: str | Path, trusted: bool = Fa
     missing = expected.keys() - state.keys()
     unexpected = state.keys() - expected.keys()
     if missing or unexpected:
-        raise UserError(f"stage-1 checkpoint {path} does not match {model.arch}: missing keys [{_short_list(missing)}], "
+        raise UserError(f"stage-1 checkpoint {path} does not match {model.arch}: "
+                        f"missing keys [{_short_list(missing)}], "
                         f"unexpected keys [{_short_list(unexpected)}]; check stage1_model_name and the file")
     wrong_shapes = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
                     for k, v in state.items() if v.shape != expected[k].shape]
