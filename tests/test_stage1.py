@@ -80,6 +80,8 @@ def test_bad_arguments_are_user_errors(image_folder, tmp_path, capsys):
     assert "train/" in capsys.readouterr().err
     assert main(["pretrain", "--data", str(image_folder), "--arch", "resnet50", "--out", str(tmp_path)]) == 2
     assert "resnet6_32channel" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(image_folder), "--momentum", "-0.1", "--out", str(tmp_path)]) == 2
+    assert "--momentum must be >= 0" in capsys.readouterr().err
 
 
 def test_publish_that_is_a_folder_is_refused_before_training(image_folder, tmp_path, capsys):
@@ -228,4 +230,7 @@ def test_resume_with_other_class_names_or_settings_is_refused(image_folder, tmp_
     assert run_pretrain(image_folder, out, 2, "--lr", "0.05") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--lr 0.1 (now 0.05)" in err, err
+    assert run_pretrain(image_folder, out, 2, "--wd", "0", "--momentum", "0.5") == 2
+    err = capsys.readouterr().err.strip()
+    assert "--weight-decay 0.0001 (now 0.0)" in err and "--momentum 0.9 (now 0.5)" in err, err
     assert (out / f"{ARCH}_checkpoint.pth.tar").read_bytes() == checkpoint

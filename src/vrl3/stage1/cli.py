@@ -13,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=90)
     parser.add_argument("--batch-size", type=int, default=256, help="total over all processes")
     parser.add_argument("--lr", type=float, default=0.1, help="initial SGD learning rate (x0.1 every 30 epochs)")
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    parser.add_argument("--weight-decay", "--wd", type=float, default=1e-4, help="SGD weight decay (all parameters)")
     parser.add_argument("--workers", type=int, default=4, help="data-loading workers per process")
     parser.add_argument("--out", type=Path, default=Path("."), help="where <arch>_checkpoint.pth.tar goes")
     parser.add_argument("--publish", type=Path, help="once all --epochs are done, copy the checkpoint to this file "
@@ -31,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
     if args.workers < 0:
         raise UserError("--workers must be >= 0")
+    for name in ("lr", "momentum", "weight_decay"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0")
     pretrain(PretrainSettings(data=args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, workers=args.workers, out=args.out, seed=args.seed,
+                              lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, workers=args.workers, out=args.out, seed=args.seed,
                               print_every=args.print_every, publish=args.publish))
     return 0

@@ -278,7 +278,8 @@ class Workspace:
                                                  "critic_q1": metrics.get("critic_q1", float("nan")),
                                                  "total_time": self.total_time()})
         tqdm.write(f"stage 2 update {self.progress.update}: success {result['success_rate']:.2f} "
-                   f"return {result['episode_reward']:.2f} critic loss {critic_loss:.4f}")
+                   f"return {result['episode_reward']:.2f} critic loss {critic_loss:.4f} "
+                   f"critic q1 {metrics.get('critic_q1', float('nan')):.2f}")
 
     # ------------------------------------------------------------------ stage 3
     def run_stage3(self) -> None:
