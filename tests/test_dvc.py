@@ -261,6 +261,18 @@ def test_a_demo_source_key_its_source_does_not_read_is_refused(tmp_path, sets, k
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("sets, message", [
+    (["task=pen"], "config key task given with --set names one run, and the workflow would ignore it: set tasks="),
+    (["stage1_checkpoint=/m/enc.pth"], "config key stage1_checkpoint given with --set names one run"),
+    (["stage1.source=mirror"], "stage1.source is mirror but stage1.mirror is null"),
+    (["stage1.source=pretrain"], "stage1.source is pretrain but stage1.imagenet is null"),
+])
+def test_a_set_the_pipeline_would_ignore_or_cannot_run_is_refused(tmp_path, sets, message):
+    error = one_line_error(dvc_config(tmp_path, *(f"--set={item}" for item in sets)))
+    assert message in error
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, mirror) -> Path:
     """A git + DVC repository with the tiny smoke pipeline; demos pre-rendered and committed to DVC."""

@@ -98,6 +98,7 @@ def test_the_written_config_is_what_vrl3_train_resolves(workdir):
     (["--config", "tasks=door"], "'tasks': 'door' is not of type 'array': write a YAML list, e.g. [a, b]"),
     # one run's key, which the workflow sets per run: refused, not silently ignored
     (["--config", "task=hammer"], "config key task given with --config names one run"),
+    (["--config", "stage1_checkpoint=/m/enc.pth"], "config key stage1_checkpoint given with --config names one run"),
 ])
 def test_bad_config_stops_before_any_job_naming_the_key(workdir, args, key):
     result = snakemake(workdir, "all", "--cores", "1", *args, check=False)

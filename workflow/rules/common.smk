@@ -51,17 +51,11 @@ def type_cli_config(config, cli=None):
             config[key] = _yaml_typed(value)
 
 
-# one run's keys, which the workflow sets for every run it plans
-PER_RUN_KEYS = {"task": "tasks", "seed": "seeds", "variant": "run_variants", "demos": None, "run_dir": None}
-
-
 def check_config(config):
-    for key in workflow.config_settings.config:
-        if key in PER_RUN_KEYS:
-            plural = PER_RUN_KEYS[key]
-            fix = (f"use --config {plural}='[...]'" if plural else "the workflow sets it for each run") + \
-                  " (`vrl3 train` takes it as an override)"
-            stop(f"config key {key} given with --config names one run, and the workflow would ignore it: {fix}")
+    try:
+        plan.check_run_keys(workflow.config_settings.config, "--config")
+    except UserError as error:
+        stop(error)
     files = ", ".join(map(str, workflow.configfiles)) or "config/config.yaml"
     try:
         validate_vrl3_config(config, f"config (files {files}; --config)")

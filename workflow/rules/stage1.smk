@@ -4,12 +4,10 @@
 STAGE1 = config["stage1"]
 STAGE1_DIR = f"{config['data_dir']}/stage1"
 
-if STAGE1["source"] == "mirror" and not STAGE1["mirror"]:
-    stop("config stage1.source is mirror but stage1.mirror is null: set stage1.mirror to a folder "
-         "holding <arch>_checkpoint.pth.tar, or use stage1.source: fetch or none")
-if STAGE1["source"] == "pretrain" and not STAGE1["imagenet"]:
-    stop("config stage1.source is pretrain but stage1.imagenet is null: set stage1.imagenet to an "
-         "ImageFolder root (train/, val/), or use stage1.source: fetch, mirror or none")
+try:
+    plan.check_stage1(config)
+except UserError as error:
+    stop(error)
 
 
 if STAGE1["source"] in ("fetch", "mirror"):

@@ -15,10 +15,10 @@ from vrl3.demos.task_source import demo_source_for
 from vrl3.errors import UserError
 from vrl3.paths import file_in_the_way
 from vrl3.pipeline import variants as variant_specs
-from vrl3.pipeline.variants import merge  # noqa: F401 (dvc_cli and the Snakefile use plan.merge)
+from vrl3.pipeline.variants import merge  # noqa: F401 (dvc_cli uses plan.merge)
 from vrl3.tasks import get_task
 from vrl3.train.config import default_stage1_checkpoint, load_config
-from vrl3.train.stage_keys import stage2_params, stage3_params
+from vrl3.train.stage_keys import RUN_KEYS, stage2_params, stage3_params
 
 
 def prepare_job_environment() -> None:
@@ -60,6 +60,25 @@ def demos_options(demo_source: dict, spell: Callable[[str], str] | None = None) 
     both build their commands here."""
     spell = spell or (lambda key: shlex.quote(str(demo_source[key])))
     return " ".join(f"--{key} {spell(key)}" for key in demos_keys(demo_source))
+
+
+def check_run_keys(given: dict, flag: str) -> None:
+    """A workflow's command-line config must not set one run's keys: every planned run would override them."""
+    for key in given:
+        if key in RUN_KEYS:
+            raise UserError(f"config key {key} given with {flag} names one run, and the workflow would ignore it: "
+                            f"{RUN_KEYS[key]} (`vrl3 train` takes it as an override)")
+
+
+def check_stage1(config: dict) -> None:
+    """Before any job: the stage-1 source has what it reads."""
+    stage1 = config["stage1"]
+    if stage1["source"] == "mirror" and not stage1["mirror"]:
+        raise UserError("config stage1.source is mirror but stage1.mirror is null: set stage1.mirror to a folder "
+                        "holding <arch>_checkpoint.pth.tar, or use stage1.source: fetch or none")
+    if stage1["source"] == "pretrain" and not stage1["imagenet"]:
+        raise UserError("config stage1.source is pretrain but stage1.imagenet is null: set stage1.imagenet to an "
+                        "ImageFolder root (train/, val/), or use stage1.source: fetch, mirror or none")
 
 
 def check_demo_source(config: dict) -> None:
@@ -159,6 +178,7 @@ def plan_run(config_file: str | Path, config: dict, variant: variant_specs.Varia
 
 def plan_runs(config_file: str | Path, config: dict) -> list[Run]:
     check_paths(config)
+    check_stage1(config)
     check_demo_source(config)
     planned = [plan_run(config_file, config, variant, task, seed) for variant, task, seed in runs(config)]
     rendered = config["demo_source"]["episodes"]

@@ -11,12 +11,13 @@ import re
 from dataclasses import dataclass, field
 
 from vrl3.errors import UserError
+from vrl3.train.stage_keys import RUN_KEYS
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # folder names and DVC stage names: no dots, slashes or other punctuation
 SWEEP = "sweep"
 # keys that say which runs exist and where they live: the same for every variant
-NOT_PER_RUN = {"tasks", "seeds", "results_dir", "data_dir", "demo_source", "task", "seed", "demos", "run_dir",
-               "stage1_checkpoint", "variant", "variants", "run_variants", "task_overrides", "resources", "slurm"}
+NOT_PER_RUN = {"tasks", "seeds", "results_dir", "data_dir", "demo_source", "variants", "run_variants",
+               "task_overrides", "resources", "slurm", *RUN_KEYS}
 
 
 @dataclass(frozen=True)

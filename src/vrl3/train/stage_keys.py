@@ -3,6 +3,11 @@
 The workflow (Snakemake params, DVC params) uses the same split, so both rerun exactly what changed.
 """
 
+# one run's keys: the workflow sets them for every run it plans (plan.Run.overrides), each with how to set many
+RUN_KEYS = {"task": "set tasks='[...]'", "seed": "set seeds='[...]'", "variant": "set run_variants='[...]'",
+            "demos": "the workflow sets it for each run (from demo_source)",
+            "run_dir": "the workflow sets it for each run (under results_dir)",
+            "stage1_checkpoint": "the workflow sets it from the stage1 section (stage1.source, stage1.mirror)"}
 # keys that describe the workflow, not a run's behaviour
 # (a variant's name and the variants section are labels: a variant's overrides reach the stages as the keys they set)
 WORKFLOW_KEYS = {"tasks", "seeds", "results_dir", "data_dir", "demo_source", "stage1", "task_overrides",
