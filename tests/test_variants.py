@@ -210,10 +210,16 @@ def test_report_draws_every_paper_figure_from_many_variants(tmp_path, capsys, pa
     assert "drqv2fd: stage1.source=none stage2_n_update=0 agent.safe_q_target_factor=1" in row["config"]
     assert "rrl: not a variant of the config" in row["config"]
     # sensitivity: each run's score is the mean success up to 1M frames = its constant level; 2 tasks x 2 seeds
-    sensitivity = pd.read_csv(out / "tables" / "sensitivity.csv").set_index("variant")
+    table = pd.read_csv(out / "tables" / "sensitivity.csv")
+    per_task = table[table["task"] != "all"]
+    assert sorted(set(per_task["task"])) == sorted(TASKS) and (per_task["n_runs"] == 2).all()  # seeds of a task
+    assert per_task["mean"].tolist() == pytest.approx([level[name] for name in per_task["variant"]])
+    sensitivity = table[table["task"] == "all"].set_index("variant")
     for name, value in sensitivity["mean"].items():
         assert value == pytest.approx(level[name]) and sensitivity.loc[name, "n_runs"] == 4
         assert sensitivity.loc[name, "sd"] == pytest.approx(0.0)
+    # each setting's rows: its tasks, then `all`
+    assert table["task"].tolist()[:len(TASKS) + 1] == [*per_task["task"][:len(TASKS)], "all"]
     assert set(sensitivity["sweep"]) == {v.sweep for v in variants.values() if v.sweep} | {"stage1_source"}
     # S1 pretrain/random (reference §6.2): the vrl3 and stage1_random runs, not a sweep
     stage1 = sensitivity[sensitivity["sweep"] == "stage1_source"]

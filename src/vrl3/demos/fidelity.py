@@ -12,7 +12,7 @@ from vrl3.demos.replay import rendering_disabled, replay_actions, replay_states
 from vrl3.demos.sources import default_cache_dir, demo_file_name, fetch_hand_dapg_file
 from vrl3.demos.state_layout import LAYOUTS
 from vrl3.envs import episode_success, make_env
-from vrl3.tasks import get_adroit_task as get_task  # the hand_dapg demos exist for Adroit only
+from vrl3.tasks import get_adroit_task  # the hand_dapg demos exist for Adroit only
 
 COLUMNS = ("demo", "length", "recorded goal steps", "replayed goal steps (actions)", "replayed goal steps (states)",
            "recorded success", "replayed success (actions)", "replayed success (states)",
@@ -23,7 +23,7 @@ ORIENTATION_COLUMNS = ("max_orientation_error (actions) [rad]", "max_orientation
 
 
 def fidelity_rows(task_name: str, demos: list[dict]) -> list[dict]:
-    task = get_task(task_name)
+    task = get_adroit_task(task_name)
     env = make_env(task_name, 0, action_repeat=1, frame_stack=1, time_limit=False)
     rows = []
     with rendering_disabled(env):
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mirror", type=Path)
     parser.add_argument("--cache", type=Path)
     args = parser.parse_args(argv)
-    task = get_task(args.task)
+    task = get_adroit_task(args.task)
     input_file = fetch_hand_dapg_file(demo_file_name(task.name), args.mirror, args.cache or default_cache_dir())
     demos = load_demo_pickle(input_file.path, task, LAYOUTS[task.name].obs_dim)
     rows = fidelity_rows(task.name, demos)

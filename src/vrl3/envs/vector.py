@@ -6,7 +6,7 @@ returns at once, `wait` collects the answers. With one env, the env lives in thi
 command: exactly the single-env loop of VRL3.
 
 gymnasium's vector envs do not fit here: the stage-3 loop needs VRL3's TimeStep (frame, sensor, goal counts), the
-envs' reset RNG states for checkpoints, and episodes that start together (see Workspace.run_stage3).
+envs' reset RNG states for checkpoints, and episodes that start together (see Workspace._stage3_loop).
 """
 
 import multiprocessing

@@ -24,6 +24,7 @@ STAMP = "workflow_stamp.json"
 SUPERSEDED = "superseded"  # below run_dir: the state of stages that started over (`vrl3 report` skips it)
 RESUME_ONLY = ("episodes",)  # stage 3's saved episodes: read only to resume, and up to tens of GB, so not kept
 # what stage 3 writes beside stage2/ (see vrl3.train.workspace); removed when stage 3 starts over
+# (config.yaml, the resolved config of the latest start of either stage, is rewritten, not removed)
 STAGE3_STATE = ("checkpoints", "episodes", "eval.csv", "train.csv", "params.yaml", "metrics.json", STAMP)
 IGNORED_INPUT_FILES = {".snakemake_timestamp"}  # Snakemake's marker in directory outputs
 

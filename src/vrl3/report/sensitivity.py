@@ -1,5 +1,5 @@
 """Hyper-parameter sensitivity (paper Fig. 6, `plot_hyper_sensitivity`): per run, the mean success rate over its
-evaluations up to 1M frames; per setting, the seeds as points and their mean ± sd."""
+evaluations up to 1M frames; per setting, the seeds as points and, per task, their mean ± sd."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,7 @@ from vrl3.report.runs import Run  # noqa: E402
 
 SCORE_FRAMES = 1_000_000
 COLUMNS = ["sweep", "key", "setting", "variant", "task", "seed", "score"]
+ALL_TASKS = "all"  # the summary row over every task's runs of a setting
 
 
 STAGE1_PANEL = "stage1_source"
@@ -62,18 +63,30 @@ def scores(runs: list[Run], variants: dict[str, Variant]) -> pd.DataFrame:
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per sweep and setting: mean and sd of the run scores (over seeds and tasks) and the number of runs."""
-    grouped = table.dropna(subset=["score"]).groupby(["sweep", "key", "setting", "variant"], sort=False)["score"]
-    return grouped.agg(mean="mean", sd="std", n_runs="count").reset_index()
+    """Per sweep, setting and task: mean and sd of the run scores (over seeds) and the number of runs; then, as task
+    `all`, the same over every task's runs of the setting."""
+    scored = table.dropna(subset=["score"])
+    setting = ["sweep", "key", "setting", "variant"]
+    per_task = scored.groupby([*setting, "task"], sort=False)["score"].agg(mean="mean", sd="std", n_runs="count")
+    pooled = scored.groupby(setting, sort=False)["score"].agg(mean="mean", sd="std", n_runs="count")
+    pooled = pooled.reset_index().assign(task=ALL_TASKS)
+    rows = pd.concat([per_task.reset_index(), pooled], ignore_index=True)
+    # each setting's tasks, then its `all` row, in the order the settings were scored
+    rows["order"] = rows.groupby(setting, sort=False).ngroup()
+    rows = rows.sort_values(["order"], kind="stable").drop(columns="order")
+    return rows[[*setting, "task", "mean", "sd", "n_runs"]].reset_index(drop=True)
 
 
 def plot(table: pd.DataFrame, key: str, title: str, stem: Path) -> None:
     figures._style()
     fig, ax = plt.subplots(figsize=figures.FIGSIZE)
     order = list(dict.fromkeys(table["setting"]))
-    sns.stripplot(data=table, x="setting", y="score", hue="task", order=order, dodge=False, alpha=0.7, ax=ax)
-    sns.pointplot(data=table, x="setting", y="score", order=order, errorbar="sd", color="black", linestyles="none",
-                  markers="_", ax=ax)
+    # as `plot_hyper_sensitivity`: the seeds as points and each task's mean ± sd, coloured by task
+    hue_order = list(dict.fromkeys(table["task"]))
+    sns.stripplot(data=table, x="setting", y="score", hue="task", order=order, hue_order=hue_order, dodge=True,
+                  alpha=0.5, ax=ax, legend=False)
+    sns.pointplot(data=table, x="setting", y="score", hue="task", order=order, hue_order=hue_order,
+                  errorbar="sd", dodge=0.8 - 0.8 / len(hue_order), linestyles="none", markers="_", ax=ax)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(key)
     ax.set_ylabel("Mean success to 1M frames")

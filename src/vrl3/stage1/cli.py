@@ -28,12 +28,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.arch not in RESNET84_NAMES:
         raise UserError(f"--arch {args.arch!r}: choose one of {', '.join(RESNET84_NAMES)}")
-    for name in ("epochs", "batch_size", "print_every"):
-        if getattr(args, name) < (1 if name != "print_every" else 0):
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
-    if args.workers < 0:
-        raise UserError("--workers must be >= 0")
-    for name in ("lr", "momentum", "weight_decay"):
+    for name in ("workers", "print_every", "lr", "momentum", "weight_decay"):
         if getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0")
     pretrain(PretrainSettings(data=args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
