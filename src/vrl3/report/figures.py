@@ -84,6 +84,13 @@ def _save(fig, stem: Path) -> None:
     plt.close(fig)
 
 
+def _legend(ax, n_entries: int) -> None:
+    if n_entries > MAX_INLINE_LEGEND:  # many variants: the legend beside the axes, in columns
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="xx-small", ncol=1 + n_entries // 16)
+    else:
+        ax.legend(loc="best", fontsize="small")
+
+
 def _short(label: str, limit: int = 28) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
@@ -106,10 +113,7 @@ def plot_curves(curves: list[Curve], colors: dict[str, tuple], title: str, stem:
     ax.set_ylabel("Success rate")
     ax.set_title(title)
     _frames_axis(ax)
-    if crowded:  # many variants: the legend beside the axes, in columns
-        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="xx-small", ncol=1 + len(curves) // 16)
-    else:
-        ax.legend(loc="best", fontsize="small")
+    _legend(ax, len(curves))
     _save(fig, stem)
 
 
@@ -117,7 +121,10 @@ def plot_performance_profile(panels: list[tuple[str, dict[str, dict[str, np.ndar
                              reps: int, rng: np.random.Generator, stem: Path) -> None:
     """One panel per budget: fraction of runs with success > tau, with stratified-bootstrap 95 % bands."""
     _style()
-    fig, axes = plt.subplots(1, len(panels), figsize=(FIGSIZE[0] * len(panels), FIGSIZE[1]), squeeze=False)
+    n_methods = max((len(scores) for _, scores in panels), default=0)
+    crowded = n_methods > MAX_INLINE_LEGEND  # then one legend, beside the last panel
+    width = FIGSIZE[0] * (len(panels) + (0.8 if crowded else 0))
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, FIGSIZE[1] * (1.4 if crowded else 1)), squeeze=False)
     for ax, (title, scores_by_method) in zip(axes[0], panels):
         for method, by_task in scores_by_method.items():
             profile, low, high = stats.stratified_bootstrap_ci(
@@ -129,11 +136,14 @@ def plot_performance_profile(panels: list[tuple[str, dict[str, dict[str, np.ndar
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel(r"Success-rate threshold $\tau$")
         ax.set_title(title)
-        ax.legend(loc="best", fontsize="small")
+        if not crowded or ax is axes[0][-1]:
+            _legend(ax, len(scores_by_method))
     axes[0][0].set_ylabel(r"Fraction of runs > $\tau$")
     _save(fig, stem)
 
 
 def method_colors(methods: list[str]) -> dict[str, tuple]:
-    palette = sns.color_palette("colorblind", n_colors=max(len(methods), 1))
+    # colour-blind safe while it has enough colours; past its 10, evenly spaced hues so no two methods share one
+    name = "colorblind" if len(methods) <= 10 else "husl"
+    palette = sns.color_palette(name, n_colors=max(len(methods), 1))
     return {m: palette[i % len(palette)] for i, m in enumerate(methods)}
