@@ -23,6 +23,13 @@ def _number(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
+def mean_success_to_1m(frames, success_rates) -> float | None:
+    """The paper's hyper-parameter-sensitivity score (reference §6.2): the mean success rate over the evaluations
+    at or before 1M frames (None when there are none)."""
+    kept = [rate for frame, rate in zip(frames, success_rates) if frame <= ONE_MILLION_FRAMES]
+    return _number(float(sum(kept) / len(kept))) if kept else None
+
+
 def stage3_metrics(run_dir: str | Path) -> dict:
     """Final success rate, success at the last evaluation at or before 1M frames, and the mean success rate over
     the evaluations up to 1M frames (the paper's hyper-parameter-sensitivity score, reference §6.2)."""
@@ -34,8 +41,8 @@ def stage3_metrics(run_dir: str | Path) -> dict:
             "final_success_rate": _number(last.get("success_rate")),
             "final_episode_reward": _number(last.get("episode_reward")),
             "success_rate_1m": _number(upto_1m[-1]["success_rate"]) if upto_1m else None,
-            "mean_success_rate_to_1m": _number(sum(r["success_rate"] for r in upto_1m) / len(upto_1m))
-            if upto_1m else None}
+            "mean_success_rate_to_1m": mean_success_to_1m([r["frame"] for r in rows],
+                                                          [r["success_rate"] for r in rows])}
 
 
 def stage2_metrics(run_dir: str | Path) -> dict:

@@ -11,11 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from vrl3.pipeline.metrics import mean_success_to_1m  # noqa: E402
 from vrl3.pipeline.variants import Variant, value_word  # noqa: E402
 from vrl3.report import figures  # noqa: E402
 from vrl3.report.runs import Run  # noqa: E402
 
-SCORE_FRAMES = 1_000_000
 COLUMNS = ["sweep", "key", "setting", "variant", "task", "seed", "score"]
 ALL_TASKS = "all"  # the summary row over every task's runs of a setting
 
@@ -47,8 +47,8 @@ def panels(variants: dict[str, Variant]) -> dict[str, Panel]:
 
 def run_score(run: Run) -> float:
     """Mean success over the evaluations at or before 1M frames (NaN when the run has none)."""
-    kept = run.success[run.frames <= SCORE_FRAMES]
-    return float(kept.mean()) if len(kept) else float("nan")
+    score = mean_success_to_1m(run.frames, run.success)
+    return float("nan") if score is None else score
 
 
 def scores(runs: list[Run], variants: dict[str, Variant]) -> pd.DataFrame:
