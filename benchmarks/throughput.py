@@ -22,7 +22,7 @@ from vrl3.agent import AgentConfig, VRL3Agent
 from vrl3.envs import make_env
 from vrl3.envs.vector import EnvPool, env_seeds
 from vrl3.replay import ReplayBuffer
-from vrl3.train.workspace import _episode_arrays, _replay_fields
+from vrl3.train.episodes import episode_arrays, replay_fields
 
 
 def device_name(device: torch.device) -> str:
@@ -99,7 +99,7 @@ def time_stage3(agent, replay, envs: EnvPool, action_repeat: int, frames: int, b
         for index, time_step in results.items():
             episodes[index].append(time_step)
             if time_step.last():
-                replay.add_episode(**_replay_fields(_episode_arrays(episodes[index])))
+                replay.add_episode(**replay_fields(episode_arrays(episodes[index])))
                 ended.append(index)
         if ended:  # episodes end together (fixed horizons; a dropped pen restarts at once here)
             for index, time_step in envs.call("reset", {index: () for index in ended}).items():

@@ -1,12 +1,9 @@
-"""In-memory replay: n-step returns, frame stacks, episode sampling, FIFO eviction, checkpoints (reference §5)."""
-
-import io
+"""In-memory replay: n-step returns, frame stacks, episode sampling, FIFO eviction (reference §5)."""
 
 import numpy as np
 import pytest
 import torch
 
-from vrl3.envs.timestep import StepType, TimeStep
 from vrl3.replay import ReplayBuffer, batch_to
 
 FRAME = (3, 2, 2)
@@ -156,60 +153,3 @@ def test_bad_shapes_are_rejected():
         buffer.add_episode(frames, sensors[:-1], actions, rewards, discounts)
     with pytest.raises(ValueError, match="frames"):
         buffer.add_episode(frames.astype(np.float32), sensors, actions, rewards, discounts)
-
-
-def time_steps(episode_id, length):
-    frames, sensors, actions, rewards, discounts = episode(episode_id, length)
-    steps = []
-    for t in range(length + 1):
-        step_type = StepType.FIRST if t == 0 else StepType.LAST if t == length else StepType.MID
-        steps.append(TimeStep(step_type=step_type, observation=frames[t], frame=frames[t], sensor=sensors[t],
-                              action=actions[t], reward=float(rewards[t]), discount=float(discounts[t]),
-                              n_goal_achieved=0))
-    return steps
-
-
-def test_streaming_add_equals_whole_episode_add():
-    whole, streamed = make_buffer(frame_stack=2, seed=3), make_buffer(frame_stack=2, seed=3)
-    for episode_id, length in ((1, 6), (2, 9)):
-        whole.add_episode(*episode(episode_id, length))
-        for step in time_steps(episode_id, length):
-            streamed.add(step)
-    assert len(streamed) == 15
-    for a, b in zip(whole.sample(32), streamed.sample(32)):
-        assert torch.equal(a, b)
-    with pytest.raises(ValueError):
-        streamed.add(time_steps(3, 4)[1])  # MID without an open episode
-
-
-def test_add_episode_file(tmp_path):
-    frames, sensors, actions, rewards, discounts = episode(1, 5)
-    path = tmp_path / "episode.npz"
-    np.savez(path, frame=frames, sensor=sensors, action=actions, reward=rewards, discount=discounts,
-             n_goal_achieved=np.zeros(6, np.int8))
-    buffer = make_buffer()
-    buffer.add_episode_file(path)
-    assert len(buffer) == 5
-
-
-def test_state_dict_round_trip_continues_the_same_samples():
-    buffer = make_buffer(capacity=30, frame_stack=2, seed=7)
-    for episode_id, length in ((1, 12), (2, 9), (3, 14)):
-        buffer.add_episode(*episode(episode_id, length))
-    for step in time_steps(4, 5)[:3]:
-        buffer.add(step)  # an open episode travels with the checkpoint
-    buffer.sample(16)
-    stream = io.BytesIO()
-    torch.save(buffer.state_dict(), stream)
-    stream.seek(0)
-    restored = make_buffer(capacity=30, frame_stack=2, seed=0)
-    restored.load_state_dict(torch.load(stream, weights_only=True))
-    assert len(restored) == len(buffer) and restored.num_episodes == buffer.num_episodes
-    assert restored.total_transitions_added == buffer.total_transitions_added
-    for a, b in zip(buffer.sample(16), restored.sample(16)):
-        assert torch.equal(a, b)
-    for step in time_steps(4, 5)[3:]:
-        buffer.add(step)
-        restored.add(step)
-    for a, b in zip(buffer.sample(16), restored.sample(16)):
-        assert torch.equal(a, b)

@@ -8,14 +8,10 @@ would exceed `capacity`, as in DrQ-v2's replay.
 """
 
 from collections import deque
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:  # importing vrl3.envs pulls in MuJoCo; the replay does not need it
-    from vrl3.envs.timestep import TimeStep
 
 
 def _rows(value, rows: int, shape: tuple[int, ...], name: str) -> torch.Tensor:
@@ -76,7 +72,6 @@ class ReplayBuffer:
         self._num_transitions = 0
         self.total_transitions_added = 0  # never reduced by eviction (VRL3's `buffer_size` metric)
         self._index: tuple[torch.Tensor, torch.Tensor] | None = None  # sampleable episodes: (first slot, #starts)
-        self._pending: list["TimeStep"] = []
 
     # ------------------------------------------------------------------ sizes
     def __len__(self) -> int:
@@ -122,24 +117,6 @@ class ReplayBuffer:
         self._num_transitions += length
         self.total_transitions_added += length
         self._index = None
-
-    def add_episode_file(self, path: str | Path) -> None:
-        """Add an episode stored as .npz with keys frame, sensor, action, reward, discount."""
-        with np.load(path) as data:
-            self.add_episode(data["frame"], data["sensor"], data["action"], data["reward"], data["discount"])
-
-    def add(self, time_step: "TimeStep") -> None:
-        """Streaming writer: a FIRST step opens an episode (dropping an unfinished one), LAST stores it."""
-        if time_step.first():
-            self._pending = []
-        elif not self._pending:
-            raise ValueError("replay.add got a non-FIRST time step with no episode open")
-        self._pending.append(time_step)
-        if time_step.last():
-            steps, self._pending = self._pending, []
-            self.add_episode(np.stack([s.frame for s in steps]), np.stack([s.sensor for s in steps]),
-                             np.stack([s.action for s in steps]), np.array([s.reward for s in steps]),
-                             np.array([s.discount for s in steps]))
 
     def _evict_oldest(self) -> None:
         _, length = self._episodes.popleft()
@@ -192,36 +169,3 @@ class ReplayBuffer:
             sensor=self.sensors[(first + obs_position) % self.frame_slots],
             next_sensor=self.sensors[(first + next_position) % self.frame_slots],
         )
-
-    # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict[str, Any]:
-        """Stored episodes (oldest first, on the CPU), the open episode and the sampling generator state."""
-        episodes = []
-        for first, length in self._episodes:
-            slots = ((first + torch.arange(length + 1)) % self.frame_slots).to(self.device)
-            episodes.append({"frames": self.frames[slots].cpu(), "sensors": self.sensors[slots].cpu(),
-                             "actions": self.actions[slots].cpu(), "rewards": self.rewards[slots].cpu(),
-                             "discounts": self.discounts[slots].cpu()})
-        pending = [{"step_type": int(s.step_type), "observation": torch.as_tensor(s.observation),
-                    "frame": torch.as_tensor(s.frame), "sensor": torch.as_tensor(s.sensor),
-                    "action": torch.as_tensor(s.action), "reward": float(s.reward), "discount": float(s.discount),
-                    "n_goal_achieved": int(s.n_goal_achieved), "time_limit_reached": bool(s.time_limit_reached)}
-                   for s in self._pending]
-        return {"episodes": episodes, "pending": pending, "generator": self.generator.get_state(),
-                "total_transitions_added": self.total_transitions_added}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._episodes.clear()
-        self._write_slot = self._used_slots = self._num_transitions = 0
-        self._index = None
-        for episode in state["episodes"]:
-            self.add_episode(episode["frames"], episode["sensors"], episode["actions"], episode["rewards"],
-                             episode["discounts"])
-        from vrl3.envs.timestep import StepType, TimeStep
-
-        self._pending = [TimeStep(step_type=StepType(s["step_type"]), observation=s["observation"].numpy(),
-                                  frame=s["frame"].numpy(), sensor=s["sensor"].numpy(), action=s["action"].numpy(),
-                                  reward=s["reward"], discount=s["discount"], n_goal_achieved=s["n_goal_achieved"],
-                                  time_limit_reached=s["time_limit_reached"]) for s in state["pending"]]
-        self.generator.set_state(state["generator"].cpu())
-        self.total_transitions_added = state["total_transitions_added"]

@@ -58,7 +58,7 @@ class VRL3Agent:
 
     def __init__(self, obs_shape: tuple[int, int, int], action_dim: int, sensor_dim: int, cfg: AgentConfig,
                  device: str | torch.device = "cpu", seed: int = 0, stage1_checkpoint: str | None = None,
-                 trusted_checkpoint: bool = False, cuda_graphs: bool | None = None, channels_last: bool | None = None):
+                 cuda_graphs: bool | None = None, channels_last: bool | None = None):
         self.cfg = cfg
         precision.apply_process_flags(cfg.precision)
         self.device = torch.device(device)
@@ -78,7 +78,7 @@ class VRL3Agent:
         self.init_generator = torch.Generator().manual_seed(seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
 
-        self.switch_to_rl(self.obs_shape[0], stage1_checkpoint, trusted_checkpoint)
+        self.switch_to_rl(self.obs_shape[0], stage1_checkpoint)
         input_dim = self.encoder.repr_dim + self.sensor_dim
         self.actor = Actor(input_dim, action_dim, cfg.feature_dim, cfg.hidden_dim)
         self.critic = Critic(input_dim, action_dim, cfg.feature_dim, cfg.hidden_dim)
@@ -106,13 +106,13 @@ class VRL3Agent:
         return torch.optim.Adam(params, lr=lr, fused=on_cuda, capturable=on_cuda and self.cuda_graphs)
 
     # ------------------------------------------------------------------ setup
-    def switch_to_rl(self, obs_channels: int, stage1_checkpoint: str | None = None, trusted: bool = False) -> None:
+    def switch_to_rl(self, obs_channels: int, stage1_checkpoint: str | None = None) -> None:
         """Build the encoder from cfg.stage1_model_name, load the stage-1 checkpoint strictly (None keeps the
         Kaiming init: the `stage1: none` ablation), expand the stem to `obs_channels`, and (re)create its optimiser.
         """
         model = make_resnet84(self.cfg.stage1_model_name, num_classes=None, generator=self.init_generator)
         if stage1_checkpoint is not None:
-            load_stage1_checkpoint(model, stage1_checkpoint, trusted=trusted)
+            load_stage1_checkpoint(model, stage1_checkpoint)
         encoder = RLEncoder(model)
         encoder.expand_channels(obs_channels)
         if self.channels_last:

@@ -1,12 +1,11 @@
 """Stage-1 ResNet84 encoders and the RL image encoder built on them (reference §1.1, §1.3, §2.1)."""
 
-import re
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -128,11 +127,9 @@ def _read_checkpoint(path: Path, trusted: bool) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
-        text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()  # torch bolds parts of its message
-        first_line = text.splitlines()[0] if text else type(error).__name__
-        if trusted or "Unsupported global" not in text:
-            raise UserError(f"stage-1 checkpoint {path} is damaged or not a torch checkpoint ({first_line}): get it "
-                            f"again with `vrl3 encoder` or `vrl3 pretrain --publish`") from None
+        if trusted or "Unsupported global" not in str(error):
+            raise UserError(f"stage-1 checkpoint {path} is damaged or not a torch checkpoint ({first_line(error)}): "
+                            f"get it again with `vrl3 encoder` or `vrl3 pretrain --publish`") from None
         raise UserError(
             f"stage-1 checkpoint {path} holds Python objects besides tensors, which are not loaded (no code runs "
             f"while loading); if you trust the file, re-save just its weights with "

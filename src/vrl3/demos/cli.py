@@ -14,10 +14,11 @@ from vrl3.demos.minari_source import demos_from_minari, load_minari_dataset, min
 from vrl3.demos.replay import REPLAYS
 from vrl3.demos.sources import default_cache_dir, demo_file_name, fetch_hand_dapg_file, policy_file_name
 from vrl3.demos.state_layout import LAYOUTS
-from vrl3.demos.store import check_out_dir, episode_arrays, episode_summary, staged_output
+from vrl3.demos.store import check_out_dir, episode_summary, staged_output
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
 from vrl3.tasks import TASKS, KitchenTask, get_task
+from vrl3.train.episodes import episode_arrays
 
 SOURCES = ("human", "expert", "minari")
 REPLAY_MODES = tuple(REPLAYS)

@@ -9,10 +9,11 @@ from vrl3.demos.kitchen_replay import replay_kitchen_states, reward_mismatches
 from vrl3.demos.kitchen_source import kitchen_demos_from_minari
 from vrl3.demos.lines import episode_line, summary_line
 from vrl3.demos.minari_source import load_minari_dataset
-from vrl3.demos.store import episode_arrays, episode_summary, staged_output
+from vrl3.demos.store import episode_summary, staged_output
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
 from vrl3.tasks import KitchenTask
+from vrl3.train.episodes import episode_arrays
 
 REPLAY = "states"
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from vrl3.demos.dapg_pickle import validate_demos
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 from vrl3.tasks import AdroitTask, get_task
 
 
@@ -32,7 +32,7 @@ def load_minari_dataset(dataset_id: str) -> Any:
         import minari
         return minari.load_dataset(dataset_id, download=True)
     except Exception as error:  # minari raises FileNotFoundError, ImportError, HTTP and hub errors here
-        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        reason = f"{type(error).__name__}: {first_line(error) if str(error).strip() else ''}"
         if (local / "data").is_dir():
             raise UserError(f"Minari dataset {dataset_id} at {local} cannot be read ({reason}); fix: "
                             f"pip install 'minari[hdf5]' (or [arrow]), or delete {local} to download it "

@@ -16,23 +16,8 @@ from typing import Iterator
 import numpy as np
 
 from vrl3.checksum import sha256_of
-from vrl3.envs.timestep import TimeStep
 from vrl3.errors import UserError
 from vrl3.paths import file_in_the_way
-
-EPISODE_KEYS = ("frame", "sensor", "action", "reward", "discount", "n_goal_achieved")
-
-
-def episode_arrays(steps: list[TimeStep]) -> dict[str, np.ndarray]:
-    return {
-        "frame": np.stack([step.frame for step in steps]).astype(np.uint8),
-        "sensor": np.stack([step.sensor for step in steps]).astype(np.float32),
-        "action": np.stack([step.action for step in steps]).astype(np.float32),
-        "reward": np.array([step.reward for step in steps], dtype=np.float32),
-        "discount": np.array([step.discount for step in steps], dtype=np.float32),
-        "n_goal_achieved": np.array([step.n_goal_achieved for step in steps], dtype=np.int8),
-    }
-
 
 def episode_summary(arrays: dict[str, np.ndarray]) -> dict:
     """length (transitions), return (sum of the stored float32 rewards) and goal steps of one episode."""
@@ -43,11 +28,6 @@ def episode_summary(arrays: dict[str, np.ndarray]) -> dict:
 
 def episode_file_name(index: int) -> str:
     return f"episodes/episode_{index:03d}.npz"
-
-
-def load_episode(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as data:
-        return {key: data[key] for key in EPISODE_KEYS}
 
 
 class DemoWriter:

@@ -28,7 +28,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from vrl3.demos.task_source import KITCHEN_DEMO_SOURCE
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 from vrl3.paths import file_in_the_way, set_aside_name
 from vrl3.pipeline import plan
 from vrl3.tasks import KitchenTask, get_task
@@ -77,7 +77,7 @@ def _read_yaml(path: Path) -> dict:
     try:
         return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise UserError(f"{path}: not valid YAML ({str(error).splitlines()[0]}): fix the file") from None
+        raise UserError(f"{path}: not valid YAML ({first_line(error)}): fix the file") from None
 
 
 def merged_config(configfiles: list[Path], sets: list[str]) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 from vrl3.paths import removed_if_failed
 from vrl3.pipeline.variants import expand_variants, merge
 from vrl3.report import families, figures, paper, paper_figures, tables
@@ -99,7 +99,7 @@ def load_variants(config_file: Path | None) -> dict:
         try:
             overlay = yaml.safe_load(config_file.read_text()) or {}
         except yaml.YAMLError as error:
-            raise UserError(f"--config {config_file}: not valid YAML ({str(error).splitlines()[0]})") from None
+            raise UserError(f"--config {config_file}: not valid YAML ({first_line(error)})") from None
         if not isinstance(overlay, dict):
             raise UserError(f"--config {config_file}: expected a mapping of config keys")
         config = merge(config, overlay)

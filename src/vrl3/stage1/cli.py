@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 0:
             raise UserError(f"--{name.replace('_', '-')} must be >= 0")
     pretrain(PretrainSettings(data=args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, workers=args.workers, out=args.out, seed=args.seed,
-                              print_every=args.print_every, publish=args.publish))
+                              lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                              workers=args.workers, out=args.out, seed=args.seed, print_every=args.print_every,
+                              publish=args.publish))
     return 0

@@ -13,6 +13,22 @@ from vrl3.errors import UserError
 EPISODE_KEYS = ("frame", "sensor", "action", "reward", "discount", "n_goal_achieved")
 
 
+def episode_arrays(steps: list) -> dict[str, np.ndarray]:
+    """An episode's time steps (row 0: the FIRST step) as the arrays an episode file holds."""
+    return {"frame": np.stack([step.frame for step in steps]).astype(np.uint8, copy=False),
+            "sensor": np.stack([step.sensor for step in steps]).astype(np.float32, copy=False),
+            "action": np.stack([step.action for step in steps]).astype(np.float32, copy=False),
+            "reward": np.array([step.reward for step in steps], dtype=np.float32),
+            "discount": np.array([step.discount for step in steps], dtype=np.float32),
+            "n_goal_achieved": np.array([step.n_goal_achieved for step in steps], dtype=np.int8)}
+
+
+def replay_fields(episode: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """An episode's arrays as `ReplayBuffer.add_episode` takes them."""
+    return {"frames": episode["frame"], "sensors": episode["sensor"], "actions": episode["action"],
+            "rewards": episode["reward"], "discounts": episode["discount"]}
+
+
 def read_episode(path: Path, fix: str) -> dict[str, np.ndarray]:
     """The arrays of one episode file; `fix` says in the error what to do when the file is missing or damaged."""
     try:

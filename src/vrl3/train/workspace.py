@@ -18,7 +18,7 @@ from vrl3.paths import file_in_the_way
 from vrl3.replay import ReplayBuffer, batch_to
 from vrl3.tasks import get_task
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
-from vrl3.train.episodes import load_demos, read_episode, write_episode
+from vrl3.train.episodes import episode_arrays, load_demos, read_episode, replay_fields, write_episode
 from vrl3.train.evaluate import evaluate
 from vrl3.train.logs import EVAL_COLUMNS, STAGE2_EVAL_COLUMNS, STAGE2_TRAIN_COLUMNS, TRAIN_COLUMNS, CsvLog
 from vrl3.train.rng import global_rng_state, seed_everything, set_global_rng_state
@@ -179,7 +179,7 @@ class Workspace:
                 self._episode_path(index - n_demos),
                 fix="resuming needs the run's recorded episodes (no run can re-create them): restore the file, or "
                     "start over in a new run_dir")
-            self.replay.add_episode(**_replay_fields(episode))
+            self.replay.add_episode(**replay_fields(episode))
         self.replay.total_transitions_added += sum(lengths[:evicted])
 
     def _resume(self) -> None:
@@ -353,9 +353,9 @@ class Workspace:
 
     def _finish_episode(self, episode: list, episode_return: float) -> None:
         progress = self.progress
-        fields = _episode_arrays(episode)
+        fields = episode_arrays(episode)
         write_episode(self._episode_path(len(progress.online_episode_lengths)), fields)
-        self.replay.add_episode(**_replay_fields(fields))
+        self.replay.add_episode(**replay_fields(fields))
         progress.online_episode_lengths.append(len(episode) - 1)
         progress.episode += 1
         progress.finished_returns.append(float(episode_return))
@@ -441,17 +441,3 @@ def _check_finite(value: float, where: str, checkpoint_dir: Path) -> None:
     if not np.isfinite(value):
         raise UserError(f"critic loss became {value} at {where}: training diverged; the last good checkpoint is "
                         f"kept in {checkpoint_dir} — lower agent.lr or check the demos, then rerun")
-
-
-def _episode_arrays(time_steps: list) -> dict[str, np.ndarray]:
-    return {"frame": np.stack([t.frame for t in time_steps]),
-            "sensor": np.stack([t.sensor for t in time_steps]).astype(np.float32),
-            "action": np.stack([t.action for t in time_steps]).astype(np.float32),
-            "reward": np.array([t.reward for t in time_steps], dtype=np.float32),
-            "discount": np.array([t.discount for t in time_steps], dtype=np.float32),
-            "n_goal_achieved": np.array([t.n_goal_achieved for t in time_steps], dtype=np.int8)}
-
-
-def _replay_fields(episode: dict) -> dict:
-    return {"frames": episode["frame"], "sensors": episode["sensor"], "actions": episode["action"],
-            "rewards": episode["reward"], "discounts": episode["discount"]}
