@@ -1,5 +1,6 @@
 """Checks on the folders a command is told to write into, and names for what it sets aside there."""
 
+import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -14,6 +15,15 @@ def file_in_the_way(folder: str | Path) -> Path | None:
         if place.exists() or place.is_symlink():
             return None if place.is_dir() else place
     return None
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` through a temp file beside it: a kill leaves the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # per process: two writers never share a temp file
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def set_aside_name(folder: Path, prefix: str = "") -> Path:

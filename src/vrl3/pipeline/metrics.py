@@ -5,6 +5,8 @@ import json
 import math
 from pathlib import Path
 
+from vrl3.paths import write_text_atomic
+
 ONE_MILLION_FRAMES = 1_000_000
 
 
@@ -56,8 +58,4 @@ def stage2_metrics(run_dir: str | Path) -> dict:
 
 
 def write_json(data: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")

@@ -13,7 +13,7 @@ import yaml
 
 from vrl3.demos.task_source import demo_source_for
 from vrl3.errors import UserError
-from vrl3.paths import file_in_the_way
+from vrl3.paths import file_in_the_way, write_text_atomic
 from vrl3.pipeline import variants as variant_specs
 from vrl3.pipeline.variants import merge  # noqa: F401 (dvc_cli uses plan.merge)
 from vrl3.tasks import get_task
@@ -122,10 +122,7 @@ def write_config(config: dict, folder: str | Path) -> Path:
     text = yaml.safe_dump(config, sort_keys=True)
     path = Path(folder) / f"config-{hashlib.sha256(text.encode()).hexdigest()[:16]}.yaml"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text_atomic(path, text)
     return path
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from vrl3.paths import set_aside_name
+from vrl3.paths import set_aside_name, write_text_atomic
 from vrl3.pipeline.plan import canonical
 from vrl3.train.stage_keys import stage2_params, stage3_params
 
@@ -83,10 +83,7 @@ def _holds_something(path: Path) -> bool:
 
 
 def _write_stamp(path: Path, stamp: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(stamp, indent=1, sort_keys=True) + "\n")
 
 
 def _params_match(path: Path, params: dict) -> bool:

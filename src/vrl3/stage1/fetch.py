@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vrl3.checksum import sha256_of
 from vrl3.errors import UserError
-from vrl3.paths import file_in_the_way, removed_if_failed
+from vrl3.paths import file_in_the_way, removed_if_failed, write_text_atomic
 
 NETWORK_TIMEOUT_S = 60
 
@@ -107,9 +107,7 @@ def _check_loadable(path: Path, arch: str, origin: str) -> None:
 def _publish(temp: Path, record: EncoderFile, out: Path) -> None:
     """Move the verified temp file to `out`, its record first, so `out` exists only once complete."""
     sidecar = out.with_name(out.name + ".json")
-    sidecar_tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-    sidecar_tmp.write_text(json.dumps(asdict(record), indent=1) + "\n")
-    os.replace(sidecar_tmp, sidecar)
+    write_text_atomic(sidecar, json.dumps(asdict(record), indent=1) + "\n")
     os.replace(temp, out)
 
 

@@ -3,6 +3,8 @@
 import csv
 from pathlib import Path
 
+from vrl3.paths import write_text_atomic
+
 EVAL_COLUMNS = ["episode", "episode_length", "episode_reward", "frame", "step", "success_rate", "total_time",
                 "variant"]  # variant: ours (which entry of the config's `variants` made the run)
 TRAIN_COLUMNS = ["abs_pretanh", "actor_ent", "actor_logprob", "actor_loss", "actor_loss_bc", "batch_reward",
@@ -36,9 +38,7 @@ class CsvLog:
             return
         with open(self.path, newline="") as f:
             lines = f.readlines()[: rows + 1]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(lines))
-        tmp.replace(self.path)
+        write_text_atomic(self.path, "".join(lines))
         self.rows = max(len(lines) - 1, 0)
 
     def write(self, row: dict) -> None:

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from vrl3.agent import AgentConfig, VRL3Agent, metrics_to_floats
 from vrl3.envs.vector import EnvPool, LazyEnvPool, env_seeds
 from vrl3.errors import UserError, first_line
-from vrl3.paths import file_in_the_way
+from vrl3.paths import file_in_the_way, write_text_atomic
 from vrl3.replay import ReplayBuffer, batch_to
 from vrl3.tasks import get_task
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
@@ -80,11 +80,7 @@ def _check_params(path: Path, params: dict) -> None:
 
 
 def _write_yaml(path: Path, params: dict) -> None:
-    """Write atomically (a kill leaves the old file or the new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(params, sort_keys=True))
-    tmp.replace(path)
+    write_text_atomic(path, yaml.safe_dump(params, sort_keys=True))
 
 
 class Workspace:
