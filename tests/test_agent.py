@@ -34,6 +34,21 @@ def test_config_defaults_are_the_reference_values():
     assert cfg.stage1_model_name == "resnet6_32channel"
 
 
+def test_config_defaults_are_the_config_files_agent_block():
+    """AgentConfig() (the benchmarks' and tests' agent) is the paper config's agent, `auto` resolved for door."""
+    import dataclasses
+
+    import yaml
+
+    from vrl3.train.config import DEFAULTS_PATH
+
+    paper = yaml.safe_load(DEFAULTS_PATH.read_text())["agent"]
+    assert paper.pop("encoder_lr_scale") == "auto" and AgentConfig().encoder_lr_scale == 1  # door's (relocate 0.01)
+    defaults = dataclasses.asdict(AgentConfig())
+    defaults.pop("encoder_lr_scale")
+    assert defaults == paper
+
+
 def test_config_rejects_unknown_keys_and_auto():
     with pytest.raises(UserError, match="hiden_dim"):
         AgentConfig.from_dict({"hiden_dim": 3})

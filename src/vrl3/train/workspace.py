@@ -121,7 +121,7 @@ class Workspace:
         self.demos = load_demos(cfg["demos"], self.task.name, self.task.frame_channels, cfg["image_size"],
                                 cfg["num_demo"])
 
-        agent_cfg = AgentConfig(**cfg["agent"])
+        agent_cfg = AgentConfig.from_dict(cfg["agent"])
         obs_shape = (self.task.frame_channels * cfg["frame_stack"], cfg["image_size"], cfg["image_size"])
         self.agent = VRL3Agent(obs_shape, self.task.action_dim, self.task.sensor_dim, agent_cfg,
                                self.device, seed=cfg["seed"], stage1_checkpoint=cfg["stage1_checkpoint"])
