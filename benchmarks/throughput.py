@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from vrl3.agent import AgentConfig, VRL3Agent
+from vrl3.agent.config import PRECISIONS
 from vrl3.envs import make_env
 from vrl3.envs.vector import EnvPool, env_seeds
 from vrl3.replay import ReplayBuffer
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--hidden-dim", type=int, default=1024)
     parser.add_argument("--num-envs", type=int, default=1, help="stage-3 training envs (worker processes when > 1)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"), help="agent.precision")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="agent.precision")
     parser.add_argument("--compile", action="store_true", help="agent.compile (compiled in the first updates)")
     parser.add_argument("--no-stage3-updates", action="store_true",
                         help="stage 3 without updates: the env loop alone, to see what the updates cost it")

@@ -142,7 +142,7 @@ def _checkpoint_state_dict(raw: object, path: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"stage-1 checkpoint {path} holds no state_dict of tensors: "
                         f"expected a dict with key 'state_dict' (as written by `vrl3 pretrain`)")
     # DataParallel / DDP wrap the model in `.module`
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def _short_list(keys) -> str:
