@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.conftest import REPO_ROOT
 from vrl3.errors import UserError
@@ -106,3 +107,20 @@ def test_stage_params_split():
     assert "num_train_frames" not in s2 and "std0" not in s2["agent"] and "cql_weight" in s2["agent"]
     assert s3["num_train_frames"] == 4_100_000 and s3["agent"]["std0"] == 0.01
     assert "tasks" not in s2 and "resources" not in s3
+
+
+def test_changed_keys_and_the_resume_refusal_name_dotted_keys(tmp_path):
+    from vrl3.train.stage_keys import changed_keys, check_params
+
+    before = {"seed": 1, "agent": {"lr": 1e-4, "cql_weight": 1.0}, "tasks": ["door"]}
+    now = {"seed": 1, "agent": {"lr": 2e-4}, "tasks": ["door", "pen"], "num_envs": 2}
+    assert changed_keys(before, now) == ["agent.cql_weight", "agent.lr", "num_envs", "tasks"]
+    assert changed_keys(before, before) == []
+    stage2 = tmp_path / "run" / "stage2"
+    stage2.mkdir(parents=True)
+    (stage2 / "params.yaml").write_text(yaml.safe_dump(before))
+    check_params(stage2 / "params.yaml", before)  # same values: resumes
+    check_params(tmp_path / "run" / "params.yaml", now)  # not started yet
+    with pytest.raises(UserError, match=r"stage2 was started with other values of agent.cql_weight, agent.lr, "
+                                        r"num_envs, tasks: .*`vrl3 run-stage --stage 2`"):
+        check_params(stage2 / "params.yaml", now)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from vrl3.errors import UserError
-from vrl3.train.stage_keys import RUN_KEYS
+from vrl3.train.stage_keys import RUN_KEYS, flatten
 
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")  # folder names and DVC stage names: no dots, slashes or other punctuation
 SWEEP = "sweep"
@@ -52,17 +52,6 @@ def sweep_name(entry: str, value) -> str:
     """`<entry>_<value>`, the value as %g with "." written "p": lr_3e-05, safe_q_target_factor_0p5, aug_false."""
     text = f"{value:g}" if isinstance(value, float) else value_word(value)
     return f"{entry}_{text.replace('.', 'p').replace('+', '')}"
-
-
-def flatten(overrides: dict, prefix: str = "") -> dict[str, object]:
-    """Dotted leaf keys (agent.lr) and their values; an empty section counts as a leaf."""
-    flat = {}
-    for key, value in overrides.items():
-        if isinstance(value, dict) and value:
-            flat |= flatten(value, f"{prefix}{key}.")
-        else:
-            flat[prefix + str(key)] = value
-    return flat
 
 
 def _nested(dotted: str, value) -> dict:

@@ -3,6 +3,12 @@
 The workflow (Snakemake params, DVC params) uses the same split, so both rerun exactly what changed.
 """
 
+from pathlib import Path
+
+import yaml
+
+from vrl3.errors import UserError
+
 # one run's keys: the workflow sets them for every run it plans (plan.Run.overrides), each with how to set many
 RUN_KEYS = {"task": "set tasks='[...]'", "seed": "set seeds='[...]'", "variant": "set run_variants='[...]'",
             "demos": "the workflow sets it for each run (from demo_source)",
@@ -30,3 +36,32 @@ def stage3_params(cfg: dict) -> dict:
     params = {k: v for k, v in cfg.items() if k not in WORKFLOW_KEYS}
     params["agent"] = dict(cfg["agent"])
     return params
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted leaf keys (agent.lr) and their values; an empty section counts as a leaf."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{prefix}{key}.")
+        else:
+            flat[prefix + str(key)] = value
+    return flat
+
+
+def changed_keys(before: dict, now: dict) -> list[str]:
+    """The dotted keys whose values differ (or that only one of the two has)."""
+    old, new = flatten(before), flatten(now)
+    return sorted(key for key in old.keys() | new.keys() if key not in old or key not in new or old[key] != new[key])
+
+
+def check_params(path: Path, params: dict) -> None:
+    """Refuse to resume a stage whose params.yaml (written when it started) holds other values."""
+    if path.exists():
+        changed = changed_keys(yaml.safe_load(path.read_text()), params)
+        if changed:
+            redo = ("stage 3 on the finished stage 2 with `vrl3 run-stage --stage 3`" if path.parent.name != "stage2"
+                    else "both stages with `vrl3 run-stage --stage 2`, then `--stage 3`")
+            raise UserError(f"{path.parent} was started with other values of {', '.join(changed)}: use a new run_dir, "
+                            f"or redo {redo} and the same arguments (earlier logs and checkpoints are moved to "
+                            f"run_dir/superseded/)")

@@ -22,7 +22,7 @@ from vrl3.train.episodes import episode_arrays, load_demos, read_episode, replay
 from vrl3.train.evaluate import evaluate
 from vrl3.train.logs import EVAL_COLUMNS, STAGE2_EVAL_COLUMNS, STAGE2_TRAIN_COLUMNS, TRAIN_COLUMNS, CsvLog
 from vrl3.train.rng import global_rng_state, seed_everything, set_global_rng_state
-from vrl3.train.stage_keys import stage2_params, stage3_params
+from vrl3.train.stage_keys import check_params, stage2_params, stage3_params
 
 EVAL_SEED_OFFSET = 100_000  # the eval env is seeded with seed + this, so train and eval episodes differ
 
@@ -54,29 +54,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"config key device={name} but no CUDA GPU is visible: use device=cpu or device=auto")
     return torch.device(name)
-
-
-def _changed_keys(before: dict, now: dict, prefix: str = "") -> list[str]:
-    changed = []
-    for key in sorted(set(before) | set(now)):
-        old, new = before.get(key), now.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changed += _changed_keys(old, new, f"{prefix}{key}.")
-        elif old != new:
-            changed.append(prefix + key)
-    return changed
-
-
-def _check_params(path: Path, params: dict) -> None:
-    """Refuse to resume a stage made with other hyper-parameters."""
-    if path.exists():
-        changed = _changed_keys(yaml.safe_load(path.read_text()), params)
-        if changed:
-            redo = ("stage 3 on the finished stage 2 with `vrl3 run-stage --stage 3`" if path.parent.name != "stage2"
-                    else "both stages with `vrl3 run-stage --stage 2`, then `--stage 3`")
-            raise UserError(f"{path.parent} was started with other values of {', '.join(changed)}: use a new run_dir, "
-                            f"or redo {redo} and the same arguments (earlier logs and checkpoints are moved to "
-                            f"run_dir/superseded/)")
 
 
 def _write_yaml(path: Path, params: dict) -> None:
@@ -132,8 +109,8 @@ class Workspace:
 
         if prepare_run_dir is not None:
             prepare_run_dir()
-        _check_params(self.stage2_dir / "params.yaml", stage2_params(cfg))
-        _check_params(self.run_dir / "params.yaml", stage3_params(cfg))
+        check_params(self.stage2_dir / "params.yaml", stage2_params(cfg))
+        check_params(self.run_dir / "params.yaml", stage3_params(cfg))
         self.logs = {"eval": CsvLog(self.run_dir / "eval.csv", EVAL_COLUMNS),
                      "train": CsvLog(self.run_dir / "train.csv", TRAIN_COLUMNS),
                      "stage2_eval": CsvLog(self.stage2_dir / "stage2_eval.csv", STAGE2_EVAL_COLUMNS),
