@@ -153,9 +153,7 @@ def _profile_panels(runs: list[Run], budgets: list[int]) -> list[tuple[str, dict
 
 def aggregate_curves(runs: list[Run], reps: int, rng: np.random.Generator, warn) -> list[figures.Curve]:
     """Per method, the mean over the tasks of `runs` (one task family) of its success curves."""
-    groups = tables.group_runs(runs)
-    return [figures.aggregate_curve(method, {t: rs for (m, t), rs in groups.items() if m == method}, reps, rng, warn)
-            for method in sorted({run.method for run in runs})]
+    return figures.aggregate_curves(tables.group_runs(runs), sorted({run.method for run in runs}), reps, rng, warn)
 
 
 def build(runs: list[Run], variants: dict, args, out: Path, notes: list[str], warn) -> None:
@@ -188,7 +186,7 @@ def build(runs: list[Run], variants: dict, args, out: Path, notes: list[str], wa
     groups = tables.group_runs(runs)
     names = []
     for task in sorted({run.task for run in runs}):
-        curves = [figures.task_curve(m, groups[(m, task)], reps, rng, warn) for m in methods if (m, task) in groups]
+        curves = figures.task_curves(groups, methods, task, reps, rng, warn)
         figures.plot_curves(curves, colors, task, out / "figures" / f"success_rate_{task}", args.plot_max_frames)
         names.append(f"success_rate_{task}")
     for family, family_runs in runs_by_family.items():

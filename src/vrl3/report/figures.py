@@ -62,11 +62,24 @@ def aggregate_curve(label: str, runs_by_task: dict[str, list[Run]], reps: int, r
     for values in on_grid.values():
         picks = rng.integers(0, len(values), size=(reps, len(values)))
         samples += values[picks].mean(axis=1)
-    low, high = np.percentile(samples / len(on_grid), [2.5, 97.5], axis=0)
+    low, high = stats.percentile_interval(samples / len(on_grid))
     return Curve(label, grid, mean, low, high, sum(len(r) for r in runs_by_task.values()))
 
 
-def _style() -> None:
+def task_curves(groups: dict[tuple[str, str], list[Run]], methods: list[str], task: str, reps: int,
+                rng: np.random.Generator, warn) -> list[Curve]:
+    """A curve per method (in that order) that has runs on `task`; `groups` maps (method, task) to runs."""
+    return [task_curve(m, groups[(m, task)], reps, rng, warn) for m in methods if (m, task) in groups]
+
+
+def aggregate_curves(groups: dict[tuple[str, str], list[Run]], methods: list[str], reps: int,
+                     rng: np.random.Generator, warn) -> list[Curve]:
+    """A mean-over-tasks curve per method (in that order), over the tasks of its runs in `groups`."""
+    return [aggregate_curve(m, {t: rs for (mm, t), rs in groups.items() if mm == m}, reps, rng, warn)
+            for m in methods]
+
+
+def style() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.15,
                   rc={"lines.linewidth": 1.8, "legend.framealpha": 0.85, "legend.edgecolor": "0.8",
                       "axes.titleweight": "bold"})
@@ -77,7 +90,7 @@ def _frames_axis(ax) -> None:
     ax.set_xlabel("Frames")
 
 
-def _save(fig, stem: Path) -> None:
+def save(fig, stem: Path) -> None:
     fig.tight_layout()
     fig.savefig(stem.with_suffix(".png"), dpi=200)
     fig.savefig(stem.with_suffix(".pdf"))
@@ -98,7 +111,7 @@ def _short(label: str, limit: int = 28) -> str:
 def plot_curves(curves: list[Curve], colors: dict[str, tuple], title: str, stem: Path,
                 max_frames: int | None = None) -> None:
     """Mean line and 95 % band per curve; `max_frames` clips the x axis (None: everything logged)."""
-    _style()
+    style()
     crowded = len(curves) > MAX_INLINE_LEGEND
     fig, ax = plt.subplots(figsize=(FIGSIZE[0] * (1.8 if crowded else 1), FIGSIZE[1] * (1.4 if crowded else 1)))
     for curve in curves:
@@ -114,13 +127,13 @@ def plot_curves(curves: list[Curve], colors: dict[str, tuple], title: str, stem:
     ax.set_title(title)
     _frames_axis(ax)
     _legend(ax, len(curves))
-    _save(fig, stem)
+    save(fig, stem)
 
 
 def plot_performance_profile(panels: list[tuple[str, dict[str, dict[str, np.ndarray]]]], colors: dict[str, tuple],
                              reps: int, rng: np.random.Generator, stem: Path) -> None:
     """One panel per budget: fraction of runs with success > tau, with stratified-bootstrap 95 % bands."""
-    _style()
+    style()
     n_methods = max((len(scores) for _, scores in panels), default=0)
     crowded = n_methods > MAX_INLINE_LEGEND  # then one legend, beside the last panel
     width = FIGSIZE[0] * (len(panels) + (0.8 if crowded else 0))
@@ -139,7 +152,7 @@ def plot_performance_profile(panels: list[tuple[str, dict[str, dict[str, np.ndar
         if not crowded or ax is axes[0][-1]:
             _legend(ax, len(scores_by_method))
     axes[0][0].set_ylabel(r"Fraction of runs > $\tau$")
-    _save(fig, stem)
+    save(fig, stem)
 
 
 def method_colors(methods: list[str]) -> dict[str, tuple]:

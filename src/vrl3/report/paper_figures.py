@@ -104,11 +104,10 @@ def _draw_curves(spec: FigureSpec, runs: list[Run], out: Path, reps: int, rng: n
     colors = figures.method_colors(list(spec.variants))  # distinct colours within each figure
     if skipped is None and spec.kind == "task":
         present = [m for m in present if (m, spec.task) in groups]
-        curves = [figures.task_curve(m, groups[(m, spec.task)], reps, rng, warn) for m in present]
+        curves = figures.task_curves(groups, present, spec.task, reps, rng, warn)
         figures.plot_curves(curves, colors, spec.title, stem, max_frames)
     elif skipped is None and spec.kind == "aggregate":
-        curves = [figures.aggregate_curve(m, {t: rs for (mm, t), rs in groups.items() if mm == m}, reps, rng,
-                                          warn) for m in present]
+        curves = figures.aggregate_curves(groups, present, reps, rng, warn)
         figures.plot_curves(curves, colors, spec.title, stem, max_frames)
     elif skipped is None and spec.kind == "transition":
         logs = transition.critic_q_logs([run for run in runs if run.method in present])

@@ -50,7 +50,7 @@ def task_from_env(env: str) -> str:
     return ENV_VERSION.sub("", env)
 
 
-def _numeric_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+def numeric_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     values = pd.to_numeric(table[column], errors="coerce")
     bad = values.isna()
     if bad.any():
@@ -60,10 +60,13 @@ def _numeric_column(table: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     return values.to_numpy(dtype=float)
 
 
-def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
+def read_table(path: Path, required: tuple[str, ...], allow_empty: bool = False) -> pd.DataFrame | None:
+    """A log's rows as text; None for an empty file or a header without rows when `allow_empty`."""
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
+        if allow_empty:
+            return None
         raise UserError(f"{path}: the file is empty; delete it or re-run the run that should have written it") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: not a readable CSV ({first_line(error)}); delete it or re-run the run that wrote "
@@ -74,6 +77,8 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pd.DataFrame:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(table.columns)}); "
                         f"the file needs columns {', '.join(required)} — point --runs at training logs")
     if len(table) == 0:
+        if allow_empty:
+            return None
         raise UserError(f"{path}: no data rows (header only); delete the run folder or let the run write an evaluation")
     return table
 
@@ -88,10 +93,10 @@ def _sorted_unique(frames: np.ndarray, *columns):
 
 def read_eval_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(frames, success fraction, total_time or None) of an eval.csv (ours, official or RRL-converted)."""
-    table = _read_table(path, ("frame", "success_rate"))
-    frames = _numeric_column(table, "frame", path)
-    success = _numeric_column(table, "success_rate", path)
-    total_time = _numeric_column(table, "total_time", path) if "total_time" in table.columns else None
+    table = read_table(path, ("frame", "success_rate"))
+    frames = numeric_column(table, "frame", path)
+    success = numeric_column(table, "success_rate", path)
+    total_time = numeric_column(table, "total_time", path) if "total_time" in table.columns else None
     if success.min() < 0 or success.max() > 1:
         raise UserError(f"{path}: success_rate must be a fraction in [0, 1] (found {success.max():g}); "
                         f"a percent-valued RRL log belongs in log.csv, or divide the column by 100")
@@ -111,9 +116,9 @@ def logged_variant(path: Path) -> str | None:
 
 def read_rrl_log(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     """RRL's log.csv converted as plot_utils/rrl_result_converter.py does: frame = iteration * 40000, % -> fraction."""
-    table = _read_table(path, ("iteration", "success_rate"))
-    iterations = _numeric_column(table, "iteration", path)
-    percent = _numeric_column(table, "success_rate", path)
+    table = read_table(path, ("iteration", "success_rate"))
+    iterations = numeric_column(table, "iteration", path)
+    percent = numeric_column(table, "success_rate", path)
     if percent.min() < 0 or percent.max() > 100:
         raise UserError(f"{path}: RRL success_rate must be a percentage in [0, 100] (found {percent.max():g}); "
                         f"fix the file or delete the run folder")

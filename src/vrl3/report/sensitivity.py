@@ -78,7 +78,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot(table: pd.DataFrame, key: str, title: str, stem: Path) -> None:
-    figures._style()
+    figures.style()
     fig, ax = plt.subplots(figsize=figures.FIGSIZE)
     order = list(dict.fromkeys(table["setting"]))
     # as `plot_hyper_sensitivity`: the seeds as points and each task's mean ± sd, coloured by task
@@ -92,4 +92,4 @@ def plot(table: pd.DataFrame, key: str, title: str, stem: Path) -> None:
     ax.set_ylabel("Mean success to 1M frames")
     ax.set_title(title, fontsize="medium")
     ax.legend(loc="best", fontsize="small")
-    figures._save(fig, stem)
+    figures.save(fig, stem)

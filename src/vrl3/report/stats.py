@@ -11,7 +11,7 @@ from rliable import metrics as rly_metrics
 CI_LEVEL = 0.95
 
 
-def _percentile_interval(samples: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def percentile_interval(samples: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     tail = (1 - CI_LEVEL) / 2 * 100
     return np.percentile(samples, tail, axis=axis), np.percentile(samples, 100 - tail, axis=axis)
 
@@ -26,7 +26,7 @@ def bootstrap_mean_ci(values: np.ndarray, reps: int, rng: np.random.Generator):
     if len(values) == 1:
         return mean, mean.copy(), mean.copy()
     picks = rng.integers(0, len(values), size=(reps, len(values)))
-    low, high = _percentile_interval(values[picks].mean(axis=1))
+    low, high = percentile_interval(values[picks].mean(axis=1))
     return mean, low, high
 
 
@@ -61,7 +61,7 @@ def stratified_bootstrap_ci(scores_by_task: dict[str, np.ndarray], statistic, re
     """(point estimate, low, high) of `statistic(scores_by_task)` with a stratified percentile bootstrap."""
     point = np.asarray(statistic(scores_by_task), dtype=float)
     samples = np.array([statistic(r) for r in stratified_resamples(scores_by_task, reps, rng)], dtype=float)
-    low, high = _percentile_interval(samples)
+    low, high = percentile_interval(samples)
     return point, low, high
 
 

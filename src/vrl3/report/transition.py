@@ -9,33 +9,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from vrl3.errors import UserError, first_line  # noqa: E402
 from vrl3.report import figures  # noqa: E402
-from vrl3.report.runs import Run  # noqa: E402
+from vrl3.report.runs import Run, numeric_column, read_table  # noqa: E402
 
 Q_LIMIT = 1050  # plot_utils clamps the critic_q1 axis to ±1050
 
 
 def _read(path: Path, x: str) -> pd.DataFrame | None:
-    if not path.exists():
+    """A train log's x column (update or frame) and critic_q1; None when there is no log or it has no rows."""
+    table = read_table(path, (x, "critic_q1"), allow_empty=True) if path.exists() else None
+    if table is None:
         return None
-    try:
-        table = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: not a readable CSV ({first_line(error)}); delete it or re-run the run that wrote "
-                        f"it") from None
-    if table.empty:
-        return None
-    missing = [c for c in (x, "critic_q1") if c not in table.columns]
-    if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; it needs {x} and critic_q1 (a train log "
-                        f"of `vrl3 train`)")
-    values = table[[x, "critic_q1"]].apply(pd.to_numeric, errors="coerce")
-    if values.isna().any().any():
-        raise UserError(f"{path}: non-numeric {x} or critic_q1 values; fix or delete the file")
-    return values.rename(columns={x: "x"})
+    return pd.DataFrame({"x": numeric_column(table, x, path), "critic_q1": numeric_column(table, "critic_q1", path)})
 
 
 def critic_q_logs(runs: list[Run]) -> pd.DataFrame:
@@ -54,7 +39,7 @@ def critic_q_logs(runs: list[Run]) -> pd.DataFrame:
 def plot(logs: pd.DataFrame, variants: list[str], colors: dict, title: str, stem: Path, reps: int) -> None:
     """Two panels sharing the Q axis: stage 2 over updates, stage 3 over frames; mean over seeds and tasks with a
     95 % bootstrap band (seaborn, as plot_utils), the axis clamped to ±1050."""
-    figures._style()
+    figures.style()
     fig, axes = plt.subplots(1, 2, figsize=(figures.FIGSIZE[0] * 2, figures.FIGSIZE[1]), sharey=True)
     palette = {v: colors[v] for v in variants}
     for ax, stage, xlabel in ((axes[0], 2, "Stage-2 updates"), (axes[1], 3, "Frames (stage 3)")):
@@ -78,4 +63,4 @@ def plot(logs: pd.DataFrame, variants: list[str], colors: dict, title: str, stem
     axes[0].set_ylim(max(low - margin, -Q_LIMIT), min(high + margin, Q_LIMIT))
     axes[0].set_ylabel("Critic Q1")
     fig.suptitle(title, fontsize="medium")
-    figures._save(fig, stem)
+    figures.save(fig, stem)
