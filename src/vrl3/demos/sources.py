@@ -6,17 +6,15 @@ records the computed sha256 in the manifest.
 """
 
 import hashlib
-import json
 import os
 import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
-from vrl3.checksum import CHUNK_BYTES, sha256_of
+from vrl3.checksum import CHUNK_BYTES, packaged_registry, verified_sha256
 from vrl3.errors import UserError
 
 DOWNLOAD_TIMEOUT_S = 60
@@ -35,8 +33,7 @@ class InputFile:
 
 @cache
 def hand_dapg_registry() -> dict:
-    text = resources.files("vrl3.data").joinpath("checksums.json").read_text()
-    return json.loads(text)["hand_dapg"]
+    return packaged_registry("checksums.json")["hand_dapg"]
 
 
 def demo_file_name(task: str) -> str:
@@ -95,8 +92,5 @@ def fetch_hand_dapg_file(name: str, mirror: Path | None, cache_dir: Path) -> Inp
         if not path.is_file():
             download(download_url(name), path, expected)
         fix = "delete it to download it again"
-    digest = sha256_of(path)
-    if expected is not None and digest != expected:
-        raise UserError(f"{path} has sha256 {digest}, expected {expected} ({entry['provenance']} for hand_dapg "
-                        f"{name}): the file is corrupted or not the hand_dapg original; {fix}")
+    digest = verified_sha256(path, expected, str(path), f"{entry['provenance']} for hand_dapg {name}", fix)
     return InputFile(name, path, digest, pinned=expected is not None)

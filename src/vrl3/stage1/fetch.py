@@ -14,10 +14,9 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
-from vrl3.checksum import sha256_of
+from vrl3.checksum import packaged_registry, verified_sha256
 from vrl3.errors import UserError
 from vrl3.paths import file_in_the_way, removed_if_failed, write_text_atomic
 
@@ -34,7 +33,7 @@ class EncoderFile:
 
 @cache
 def registry() -> dict:
-    return json.loads(resources.files("vrl3.data").joinpath("stage1_checksums.json").read_text())
+    return packaged_registry("stage1_checksums.json")
 
 
 def checkpoint_name(arch: str) -> str:
@@ -86,11 +85,8 @@ def _download_drive_file(file_id: str, destination: Path, name: str) -> None:
 
 
 def _verify(path: Path, name: str, origin: str, fix: str) -> EncoderFile:
-    digest = sha256_of(path)
     expected = _expected_sha256(name)
-    if expected is not None and digest != expected:
-        raise UserError(f"{origin} has sha256 {digest}, expected {expected} for the authors' {name}: the file is "
-                        f"corrupted or not the original; {fix}")
+    digest = verified_sha256(path, expected, origin, f"the authors' {name}", fix)
     return EncoderFile(name, origin, digest, pinned=expected is not None)
 
 
