@@ -9,16 +9,16 @@ from tqdm import tqdm
 from vrl3.demos.dapg_pickle import load_demo_pickle
 from vrl3.demos.expert import policy_from_pickle, rollout
 from vrl3.demos.kitchen_cli import run_kitchen
-from vrl3.demos.lines import episode_line, summary_line
+from vrl3.demos.lines import summary_line
 from vrl3.demos.minari_source import demos_from_minari, load_minari_dataset, minari_dataset_id
+from vrl3.demos.render import render_demos
 from vrl3.demos.replay import REPLAYS
 from vrl3.demos.sources import default_cache_dir, demo_file_name, fetch_hand_dapg_file, policy_file_name
 from vrl3.demos.state_layout import LAYOUTS
-from vrl3.demos.store import check_out_dir, episode_summary, staged_output
+from vrl3.demos.store import check_out_dir
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
 from vrl3.tasks import TASKS, KitchenTask, get_task
-from vrl3.train.episodes import episode_arrays
 
 SOURCES = ("human", "expert", "minari")
 REPLAY_MODES = tuple(REPLAYS)
@@ -112,27 +112,20 @@ def run(args: argparse.Namespace) -> int:
     # Demos are replayed at action repeat 1 without time limit (VRL3's load_demo); expert rollouts keep the limit.
     env = make_env(task.name, args.seed, action_repeat=1, frame_stack=1, image_size=args.image_size,
                    time_limit=args.source == "expert")
+
+    def rendered():
+        for index in tqdm(range(episode_count), desc=f"{task.name} {args.source} demos", unit="episode",
+                          file=sys.stderr):
+            if args.source == "expert":
+                yield rollout(env, policy, args.seed + index), {"seed": args.seed + index}
+            else:
+                yield _replayed(env, demos[index], replay)
+
     try:
-        with staged_output(args.out) as writer:
-            episodes = []
-            for index in tqdm(range(episode_count), desc=f"{task.name} {args.source} demos", unit="episode",
-                              file=sys.stderr):
-                if args.source == "expert":
-                    steps, record = rollout(env, policy, args.seed + index), {"seed": args.seed + index}
-                else:
-                    steps, record = _replayed(env, demos[index], replay)
-                arrays = episode_arrays(steps)
-                summary = episode_summary(arrays)
-                episodes.append({**summary, "success": episode_success(task, summary["goal_steps"]), **record})
-                writer.add_episode(index, arrays)
-                tqdm.write(episode_line(index, episodes[-1]))
-            writer.write_manifest({
-                "task": task.name, "source": args.source, "replay": replay, "action_repeat": 1,
-                "image_size": args.image_size, "cameras": list(task.cameras), "frame_channels": env.frame_channels,
-                "flip_images": env.flip_images, "seed": args.seed,
-                "input": minari_dataset_id(task.name) if args.source == "minari" else sorted(checksums),
-                "unpinned_inputs": unpinned, "episodes": episodes, "checksums": checksums,
-            })
+        episodes = render_demos(env, task, args.out, rendered(), {
+            "source": args.source, "replay": replay, "image_size": args.image_size, "seed": args.seed,
+            "input": minari_dataset_id(task.name) if args.source == "minari" else sorted(checksums),
+            "unpinned_inputs": unpinned, "checksums": checksums})
     finally:
         env.close()
     print(summary_line(task.name, args.source, replay, episodes, args.out))

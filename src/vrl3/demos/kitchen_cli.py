@@ -7,13 +7,12 @@ from tqdm import tqdm
 
 from vrl3.demos.kitchen_replay import replay_kitchen_states, reward_mismatches
 from vrl3.demos.kitchen_source import kitchen_demos_from_minari
-from vrl3.demos.lines import episode_line, summary_line
+from vrl3.demos.lines import summary_line
 from vrl3.demos.minari_source import load_minari_dataset
-from vrl3.demos.store import episode_summary, staged_output
+from vrl3.demos.render import render_demos
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
 from vrl3.tasks import KitchenTask
-from vrl3.train.episodes import episode_arrays
 
 REPLAY = "states"
 
@@ -38,27 +37,19 @@ def run_kitchen(args: argparse.Namespace, task: KitchenTask) -> int:
     # Demos are rendered at action repeat 1 without time limit: the partial and mixed recordings run to 450 steps.
     env = make_env(task.name, args.seed, action_repeat=1, frame_stack=1, image_size=args.image_size,
                    time_limit=False)
+
+    def rendered():
+        for demo in tqdm(demos, desc=f"{task.name} minari demos", unit="episode", file=sys.stderr):
+            replayed = replay_kitchen_states(env, demo)
+            yield replayed.steps, {"recorded_goal_steps": replayed.recorded_goal_steps,
+                                   "recorded_success": episode_success(task, replayed.recorded_goal_steps),
+                                   "recorded_return": float(demo["rewards"].sum()),
+                                   "reward_mismatches": reward_mismatches(replayed, demo, task.reward_scale)}
+
     try:
-        with staged_output(args.out) as writer:
-            episodes = []
-            for index, demo in enumerate(tqdm(demos, desc=f"{task.name} minari demos", unit="episode",
-                                              file=sys.stderr)):
-                replayed = replay_kitchen_states(env, demo)
-                arrays = episode_arrays(replayed.steps)
-                summary = episode_summary(arrays)
-                episodes.append({**summary, "success": episode_success(task, summary["goal_steps"]),
-                                 "recorded_goal_steps": replayed.recorded_goal_steps,
-                                 "recorded_success": episode_success(task, replayed.recorded_goal_steps),
-                                 "recorded_return": float(demo["rewards"].sum()),
-                                 "reward_mismatches": reward_mismatches(replayed, demo, task.reward_scale)})
-                writer.add_episode(index, arrays)
-                tqdm.write(episode_line(index, episodes[-1]))
-            writer.write_manifest({
-                "task": task.name, "source": "minari", "replay": REPLAY, "action_repeat": 1,
-                "image_size": args.image_size, "cameras": list(task.cameras), "frame_channels": env.frame_channels,
-                "flip_images": env.flip_images, "seed": args.seed, "input": task.minari_dataset,
-                "subtasks": list(task.subtasks), "unpinned_inputs": [], "episodes": episodes, "checksums": {},
-            })
+        episodes = render_demos(env, task, args.out, rendered(), {
+            "source": "minari", "replay": REPLAY, "image_size": args.image_size, "seed": args.seed,
+            "input": task.minari_dataset, "subtasks": list(task.subtasks), "unpinned_inputs": [], "checksums": {}})
     finally:
         env.close()
     print(summary_line(task.name, "minari", REPLAY, episodes, args.out))
