@@ -124,3 +124,21 @@ def test_changed_keys_and_the_resume_refusal_name_dotted_keys(tmp_path):
     with pytest.raises(UserError, match=r"stage2 was started with other values of agent.cql_weight, agent.lr, "
                                         r"num_envs, tasks: .*`vrl3 run-stage --stage 2`"):
         check_params(stage2 / "params.yaml", now)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seeds: [1, 2\n", "not valid YAML (expected ',' or ']', but got '<stream end>' at line 2, column 1)"),
+    ("- seeds\n- tasks\n", "expected a mapping of config keys (key: value lines), got a list"),
+])
+def test_a_config_overlay_that_is_not_a_mapping_is_one_line_in_every_command(tmp_path, text, message):
+    """`vrl3 train`, `vrl3 dvc-config` and `vrl3 report` read overlays with the same checks and words."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(text)
+    commands = [["train", "--config", str(overlay)], ["dvc-config", "--configfile", str(overlay)],
+                ["report", "--runs", str(tmp_path), "--out", str(tmp_path / "report"), "--config", str(overlay)]]
+    for command in commands:
+        result = subprocess.run([sys.executable, "-m", "vrl3", *command], capture_output=True, text=True,
+                                cwd=tmp_path)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, (command, result.stderr)
+        assert f"{overlay}: {message}" in result.stderr, (command, result.stderr)
+    assert not (tmp_path / "report").exists() and not (tmp_path / "dvc.yaml").exists()

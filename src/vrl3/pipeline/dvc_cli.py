@@ -28,11 +28,11 @@ import yaml
 from omegaconf import OmegaConf
 
 from vrl3.demos.task_source import KITCHEN_DEMO_SOURCE
-from vrl3.errors import UserError, first_line
+from vrl3.errors import UserError
 from vrl3.paths import file_in_the_way, set_aside_name
 from vrl3.pipeline import plan
 from vrl3.tasks import KitchenTask, get_task
-from vrl3.train.config import DEFAULTS_PATH, validate
+from vrl3.train.config import DEFAULTS_PATH, read_overlay, validate
 from vrl3.train.stage_keys import RUN_KEYS, changed_keys, flatten, stage2_params, stage3_params
 
 PARAMS_FILE = "params.yaml"
@@ -71,19 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(each edited file is kept as <name>.edited-<UTC time>)")
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"config file {path} not found: pass an existing YAML file to --configfile")
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise UserError(f"{path}: not valid YAML ({first_line(error)}): fix the file") from None
-
-
 def merged_config(configfiles: list[Path], sets: list[str]) -> dict:
-    config = _read_yaml(DEFAULTS_PATH)
+    config = read_overlay(DEFAULTS_PATH, "--configfile")
     for path in configfiles:
-        config = plan.merge(config, _read_yaml(path))
+        config = plan.merge(config, read_overlay(path, "--configfile"))
     for item in sets:
         if "=" not in item:
             raise UserError(f"--set {item!r} is not key=value: write e.g. --set seeds=[1,2]")

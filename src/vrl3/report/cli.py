@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from vrl3.errors import UserError, first_line
+from vrl3.errors import UserError
 from vrl3.paths import removed_if_failed
 from vrl3.pipeline.variants import expand_variants, merge
 from vrl3.report import families, figures, paper, paper_figures, tables
 from vrl3.report.report_md import write_report
 from vrl3.report.runs import Run, coverage_warnings, discover_runs
-from vrl3.train.config import DEFAULTS_PATH, validate
+from vrl3.train.config import DEFAULTS_PATH, read_overlay, validate
 
 DEFAULT_BUDGETS = "100000,500000,1000000,2000000,4000000"
 
@@ -94,15 +94,7 @@ def load_variants(config_file: Path | None) -> dict:
     """The expanded variants of config/config.yaml overlaid by `config_file`."""
     config = yaml.safe_load(DEFAULTS_PATH.read_text())
     if config_file is not None:
-        if not config_file.is_file():
-            raise UserError(f"--config {config_file}: no such file; give the workflow config (YAML)")
-        try:
-            overlay = yaml.safe_load(config_file.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise UserError(f"--config {config_file}: not valid YAML ({first_line(error)})") from None
-        if not isinstance(overlay, dict):
-            raise UserError(f"--config {config_file}: expected a mapping of config keys")
-        config = merge(config, overlay)
+        config = merge(config, read_overlay(config_file, "--config"))
         validate(config, f"--config {config_file}")
     return expand_variants(config)
 

@@ -65,16 +65,33 @@ def _yaml_problem(error: Exception) -> str:
     return f"{text} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else text
 
 
+def check_config_file(path: Path, flag: str) -> None:
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "not found"
+        raise UserError(f"config file {path} {what}: pass an existing YAML file to {flag}")
+
+
+def read_overlay(path: Path, flag: str) -> dict:
+    """A config file (an overlay on config/config.yaml) as a mapping; one-line errors name it and `flag`."""
+    check_config_file(path, flag)
+    try:
+        overlay = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UserError(f"{path}: not valid YAML ({_yaml_problem(error)}): fix the file") from None
+    if overlay is not None and not isinstance(overlay, dict):
+        raise UserError(f"{path}: expected a mapping of config keys (key: value lines), got a "
+                        f"{type(overlay).__name__}: fix the file given to {flag}")
+    return overlay or {}
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     """The paper defaults, overlaid by `path`, its per-task overrides and `key=value` dotlist overrides.
 
     As with Snakemake's --configfile, `path` may hold only the keys it changes (config/smoke.yaml does).
     """
     path = Path(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "not found"
-        raise UserError(f"config file {path} {what}: pass an existing YAML file to --config")
-    try:
+    read_overlay(path, "--config")  # one-line errors for a missing file, bad YAML or no mapping, as everywhere
+    try:  # the values through OmegaConf's loader (YAML 1.2 numbers such as 1e-4; interpolations)
         config = OmegaConf.merge(OmegaConf.load(DEFAULTS_PATH), OmegaConf.load(path))
     except Exception as error:  # yaml errors come in many classes
         raise UserError(f"{path}: not valid YAML ({_yaml_problem(error)}): fix the file") from None
