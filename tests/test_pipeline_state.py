@@ -182,3 +182,13 @@ def test_set_aside_names_never_reuse_a_taken_name(tmp_path):
     second = set_aside_name(tmp_path, "params.yaml.edited-")  # within the same second as a rule
     assert first.name.startswith("params.yaml.edited-") and first.name.endswith("Z")
     assert second != first and second.name.startswith(first.name.split("Z")[0])
+
+
+def test_snakemake_config_strings_get_the_types_a_config_file_gives():
+    """Snakemake hands nested --config values over as strings (YAML BaseLoader); the workflow retypes them."""
+    config = {"seeds": [1], "resources": {"stage3": {"gpus": 0, "cpus": 2}}, "demo_source": {"mirror": "x"}}
+    cli = {"seeds": "[1,2]", "resources": {"stage3": {"gpus": "1"}}, "demo_source": {"mirror": "null"},
+           "num_demo": "3", "tasks": ["door", "pen"]}
+    plan.type_cli_config(config, cli)
+    assert config == {"seeds": [1, 2], "resources": {"stage3": {"gpus": 1, "cpus": 2}},
+                      "demo_source": {"mirror": None}, "num_demo": 3, "tasks": ["door", "pen"]}

@@ -3,8 +3,6 @@
 import shlex
 import sys
 
-import yaml
-
 from vrl3.errors import UserError
 from vrl3.pipeline import plan
 from vrl3.train.config import validate as validate_vrl3_config
@@ -17,6 +15,7 @@ def stop(message):
     print(f"Error: {message}", file=sys.stderr)
     sys.exit(1)
 
+
 plan.prepare_job_environment()
 
 
@@ -26,29 +25,8 @@ def logged(command):
     return f"{command} > {{log}} 2>&1 || {{{{ status=$?; tail -n 3 {{log}} >&2; exit $status; }}}}"
 
 
-def _yaml_typed(value):
-    if isinstance(value, str):
-        try:
-            return yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
-    if isinstance(value, list):
-        return [_yaml_typed(item) for item in value]
-    return value
-
-
-def type_cli_config(config, cli=None):
-    """Give --config values the types a config file would give them.
-
-    Snakemake reads nested --config values with YAML's BaseLoader: in `resources='{stage3: {gpus: 1}}'` the 1 is
-    the string '1', and `seeds=[1,2]` or `demo_source='{mirror: null}'` hold strings too.
-    """
-    cli = workflow.config_settings.config if cli is None else cli
-    for key, value in cli.items():
-        if isinstance(value, dict) and isinstance(config.get(key), dict):
-            type_cli_config(config[key], value)
-        else:
-            config[key] = _yaml_typed(value)
+def type_cli_config(config):
+    plan.type_cli_config(config, workflow.config_settings.config)
 
 
 def check_config(config):

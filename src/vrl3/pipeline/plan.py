@@ -62,6 +62,30 @@ def demos_options(demo_source: dict, spell: Callable[[str], str] | None = None) 
     return " ".join(f"--{key} {spell(key)}" for key in demos_keys(demo_source))
 
 
+def _yaml_typed(value):
+    if isinstance(value, str):
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    if isinstance(value, list):
+        return [_yaml_typed(item) for item in value]
+    return value
+
+
+def type_cli_config(config: dict, cli: dict) -> None:
+    """Give Snakemake's --config values (`cli`, merged into `config`) the types a config file would give them.
+
+    Snakemake reads nested --config values with YAML's BaseLoader: in `resources='{stage3: {gpus: 1}}'` the 1 is
+    the string '1', and `seeds=[1,2]` or `demo_source='{mirror: null}'` hold strings too.
+    """
+    for key, value in cli.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            type_cli_config(config[key], value)
+        else:
+            config[key] = _yaml_typed(value)
+
+
 def check_run_keys(given: dict, flag: str) -> None:
     """A workflow's command-line config must not set one run's keys: every planned run would override them."""
     for key in given:
