@@ -13,6 +13,7 @@ from vrl3.errors import UserError
 from vrl3.paths import removed_if_failed
 from vrl3.pipeline.variants import expand_variants, merge
 from vrl3.report import families, figures, paper, paper_figures, tables
+from vrl3.report.publish import check_out, publish
 from vrl3.report.report_md import write_report
 from vrl3.report.runs import Run, coverage_warnings, discover_runs
 from vrl3.train.config import DEFAULTS_PATH, read_overlay, validate
@@ -99,35 +100,6 @@ def load_variants(config_file: Path | None) -> dict:
     return expand_variants(config)
 
 
-REPORT_FOLDERS = ("figures", "tables")  # replaced as a whole by each report
-REPORT_OUTPUTS = (*REPORT_FOLDERS, "report.md")
-WRITTEN_LIST = ".vrl3-report-files"  # the files of figures/ and tables/ a report wrote, one per line
-
-
-def _files_below(folder: Path) -> list[str]:
-    return sorted(path.relative_to(folder).as_posix() for name in REPORT_FOLDERS if (folder / name).is_dir()
-                  for path in (folder / name).rglob("*") if not path.is_dir())
-
-
-def _check_out(out: Path) -> None:
-    """`out` may hold anything; only an earlier report's own outputs (it has report.md) are ever replaced, and
-    figures/ or tables/ only while they hold nothing the earlier report did not write."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and not (out / "report.md").exists():
-        taken = [name for name in REPORT_OUTPUTS if (out / name).exists()]
-        if taken:
-            raise UserError(f"--out {out} already has {taken[0]} but no report.md, so it is not an earlier report: "
-                            f"move it away or give another folder (a report replaces figures/ and tables/)")
-    written = out / WRITTEN_LIST
-    if written.is_file():  # reports of vrl3 before this list existed are replaced as they are
-        ours = set(written.read_text().splitlines())
-        foreign = [name for name in _files_below(out) if name not in ours]
-        if foreign:
-            raise UserError(f"{out / foreign[0]} was not written by vrl3 report and a report replaces "
-                            f"{foreign[0].split('/')[0]}/: move that file away, or give another --out")
-
-
 def _profile_panels(runs: list[Run], budgets: list[int]) -> list[tuple[str, dict]]:
     panels = []
     for budget in budgets:
@@ -206,24 +178,6 @@ def build(runs: list[Run], variants: dict, args, out: Path, notes: list[str], wa
                  figure_map, args.thresholds, f"{args.window_frames / 1000:g}k")
 
 
-def _publish(out: Path, staged: Path) -> None:
-    """Move each finished output (figures/, tables/, report.md) from `staged` into `out`, replacing its earlier
-    version only once the new one is complete; anything else in `out` (e.g. runs/) is left alone."""
-    (staged / WRITTEN_LIST).write_text("".join(f"{name}\n" for name in _files_below(staged)))
-    # report.md first: it marks `out` as a report's folder, so a rerun after a crash in between may replace the
-    # rest; the list of written files last, as it describes the new figures/ and tables/
-    order = {"report.md": 0, WRITTEN_LIST: 2}
-    for new in sorted(staged.iterdir(), key=lambda path: order.get(path.name, 1)):
-        target = out / new.name
-        if target.exists():
-            old = out / f".{new.name}.old-{os.getpid()}"
-            target.rename(old)
-            new.rename(target)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            new.rename(target)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 1:
         raise UserError(f"--bootstrap {args.bootstrap}: give a positive number of resamples (e.g. 2000)")
@@ -243,13 +197,13 @@ def run(args: argparse.Namespace) -> int:
     for line in coverage_warnings(runs):
         warn(line)
     out = args.out
-    _check_out(out)
+    check_out(out)
     staged = out / f".report-tmp-{os.getpid()}"
     with removed_if_failed(out):
         shutil.rmtree(staged, ignore_errors=True)
         try:
             build(runs, variants, args, staged, notes, warn)
-            _publish(out, staged)
+            publish(out, staged)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
     print(f"vrl3 report: {len(runs)} runs -> {out}/report.md, {out}/figures, {out}/tables")
