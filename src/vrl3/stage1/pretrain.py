@@ -202,6 +202,35 @@ def _evaluate(model: nn.Module, loader: DataLoader, device: torch.device, ks: tu
     return [100.0 * c / max(seen, 1) for c in correct]
 
 
+def _train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
+                     what: str, lr: float, print_every: int) -> float:
+    """One pass of SGD on cross-entropy over `loader`; the mean training loss (a progress line every
+    `print_every` iterations, none at 0)."""
+    model.train()
+    criterion = nn.CrossEntropyLoss()
+    loss_sum, seen = torch.zeros((), device=device), 0
+    for i, (images, target) in enumerate(batches(loader)):
+        images, target = images.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        loss = criterion(model(images), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * target.shape[0]  # stays on the device: no sync per iteration
+        seen += target.shape[0]
+        if print_every and i % print_every == 0:
+            print(f"{what} [{i}/{len(loader)}] loss {loss.item():.4f} lr {lr:g}", flush=True)
+    return loss_sum.item() / max(seen, 1)
+
+
+def _append_log_row(log_path: Path, metrics: dict[str, float]) -> None:
+    new_log = not log_path.exists()
+    with open(log_path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(metrics))
+        if new_log:
+            writer.writeheader()
+        writer.writerow(metrics)
+
+
 def pretrain(settings: PretrainSettings) -> dict[str, float]:
     """Train (or continue training) and return the last epoch's metrics."""
     out = Path(settings.out)
@@ -236,7 +265,6 @@ def _train(settings: PretrainSettings, out: Path, publish: Path | None, train_se
                               generator=loader_generator, persistent_workers=False)
     val_loader = DataLoader(val_set, batch_size=max(settings.batch_size // world_size, 1), shuffle=False,
                             num_workers=settings.workers, pin_memory=pin)
-    criterion = nn.CrossEntropyLoss()
     log_path = out / f"{settings.arch}_log.csv"
     metrics: dict[str, float] = {}
 
@@ -248,22 +276,13 @@ def _train(settings: PretrainSettings, out: Path, publish: Path | None, train_se
         lr = learning_rate(settings.lr, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        trained.train()
-        loss_sum, seen, started = torch.zeros((), device=device), 0, time.time()
-        for i, (images, target) in enumerate(batches(train_loader)):
-            images, target = images.to(device, non_blocking=True), target.to(device, non_blocking=True)
-            loss = criterion(trained(images), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * target.shape[0]  # stays on the device: no sync per iteration
-            seen += target.shape[0]
-            if rank == 0 and settings.print_every and i % settings.print_every == 0:
-                print(f"epoch {epoch} [{i}/{len(train_loader)}] loss {loss.item():.4f} lr {lr:g}", flush=True)
+        started = time.time()
+        print_every = settings.print_every if rank == 0 else 0
+        train_loss = _train_one_epoch(trained, train_loader, optimizer, device, f"epoch {epoch}", lr, print_every)
         acc1, acc5 = _evaluate(model, val_loader, device, ks)
         is_best = acc1 > best_acc1 or not best_path.exists()  # a tie keeps the earlier epoch's file
         best_acc1 = max(best_acc1, acc1)
-        metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum.item() / max(seen, 1), "val_acc1": acc1,
+        metrics = {"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "val_acc1": acc1,
                    "val_acc5": acc5, "seconds": time.time() - started}
         if rank == 0:
             print(f"epoch {epoch}: train loss {metrics['train_loss']:.4f}  val top-1 {acc1:.2f}  "
@@ -273,12 +292,7 @@ def _train(settings: PretrainSettings, out: Path, publish: Path | None, train_se
                          "classes": train_set.classes, "settings": recorded_settings(settings)}, checkpoint_path)
             if is_best:
                 copy_atomic(checkpoint_path, best_path)
-            new_log = not log_path.exists()
-            with open(log_path, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(metrics))
-                if new_log:
-                    writer.writeheader()
-                writer.writerow(metrics)
+            _append_log_row(log_path, metrics)
     if rank == 0 and publish is not None:
         publish_checkpoint(checkpoint_path, settings.arch, publish)
         print(f"vrl3 pretrain: published {checkpoint_path} as {publish}", flush=True)
