@@ -30,3 +30,18 @@ def door_demos(mirror, tmp_path_factory) -> Path:
     assert main(["demos", "--task", "door", "--source", "human", "--mirror", str(mirror), "--episodes", "2",
                  "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture
+def minari_offline(tmp_path, monkeypatch) -> Path:
+    """An empty Minari datasets folder and no network: a dataset `vrl3 demos` asks for is neither local nor
+    downloadable (Minari's own download would retry for half a minute)."""
+    import minari.storage.hosting
+
+    def no_network(*args, **kwargs):
+        raise ConnectionError("network unreachable")
+
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    monkeypatch.setattr(minari.storage.hosting, "download_dataset", no_network)
+    return root

@@ -426,14 +426,7 @@ def test_out_below_a_file_is_refused(tmp_path):
     assert (tmp_path / "afile").read_text() == "mine"
 
 
-def test_out_with_user_files_is_refused_before_any_work(mirror, tmp_path, capsys, monkeypatch):
-    import minari.storage.hosting
-
-    def no_network(*args, **kwargs):
-        raise ConnectionError("network unreachable")
-
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    monkeypatch.setattr(minari.storage.hosting, "download_dataset", no_network)
+def test_out_with_user_files_is_refused_before_any_work(mirror, tmp_path, capsys, minari_offline):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -536,14 +529,7 @@ def test_policy_unpickler_refuses_foreign_globals(tmp_path):
         load_policy_pickle(path)
 
 
-def test_minari_offline_is_a_user_error(tmp_path, capsys, monkeypatch):
-    import minari.storage.hosting
-
-    def no_network(*args, **kwargs):
-        raise ConnectionError("network unreachable")
-
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    monkeypatch.setattr(minari.storage.hosting, "download_dataset", no_network)
+def test_minari_offline_is_a_user_error(tmp_path, capsys, minari_offline):
     out = tmp_path / "out"
     code, _, err = run_demos(["--task", "door", "--source", "minari", "--out", out], capsys)
     assert code == 2 and not out.exists() and len(err.strip().splitlines()) == 1

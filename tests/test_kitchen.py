@@ -273,14 +273,7 @@ def run_demos(argv, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_missing_minari_dataset_is_a_one_line_error(tmp_path, capsys, monkeypatch):
-    import minari.storage.hosting
-
-    def no_network(*args, **kwargs):
-        raise ConnectionError("network unreachable")
-
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
-    monkeypatch.setattr(minari.storage.hosting, "download_dataset", no_network)
+def test_missing_minari_dataset_is_a_one_line_error(tmp_path, capsys, minari_offline):
     out = tmp_path / "out"
     code, err = run_demos(["--task", "kitchen-mixed", "--source", "minari", "--out", out], capsys)
     assert code == 2 and not out.exists() and len(err.strip().splitlines()) == 1
