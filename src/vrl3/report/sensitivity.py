@@ -79,7 +79,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def plot(table: pd.DataFrame, key: str, title: str, stem: Path) -> None:
     figures.style()
-    fig, ax = plt.subplots(figsize=figures.FIGSIZE)
+    fig, ax = plt.subplots(figsize=(figures.FIGSIZE[0] * 1.45, figures.FIGSIZE[1]))  # room for the task legend
     order = list(dict.fromkeys(table["setting"]))
     # as `plot_hyper_sensitivity`: the seeds as points and each task's mean ± sd, coloured by task
     hue_order = list(dict.fromkeys(table["task"]))
@@ -91,5 +91,5 @@ def plot(table: pd.DataFrame, key: str, title: str, stem: Path) -> None:
     ax.set_xlabel(key)
     ax.set_ylabel("Mean success to 1M frames")
     ax.set_title(title, fontsize="medium")
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", title="task")  # beside the data
     figures.save(fig, stem)
