@@ -141,4 +141,30 @@ def test_a_config_overlay_that_is_not_a_mapping_is_one_line_in_every_command(tmp
                                 cwd=tmp_path)
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, (command, result.stderr)
         assert f"{overlay}: {message}" in result.stderr, (command, result.stderr)
+        if "mapping" in message:
+            assert f"fix the file given to {command[command.index(str(overlay)) - 1]}" in result.stderr, result.stderr
     assert not (tmp_path / "report").exists() and not (tmp_path / "dvc.yaml").exists()
+
+
+def test_an_empty_overlay_is_no_change_in_every_command(tmp_path):
+    from vrl3.train.config import read_overlay
+
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing to change\n")
+    assert read_overlay(empty, "--config") == {}
+    result = subprocess.run([sys.executable, "-m", "vrl3", "dvc-config", "--configfile", str(empty), "--out-dir",
+                             str(tmp_path / "dvc")], capture_output=True, text=True)
+    assert result.returncode == 0 and (tmp_path / "dvc" / "dvc.yaml").is_file(), result.stderr
+    assert load_config(empty)["num_train_frames"] == load_config(REPO_ROOT / "config" / "config.yaml")[
+        "num_train_frames"]
+
+
+def test_flatten_keeps_empty_sections_and_check_params_names_the_stage_to_redo(tmp_path):
+    from vrl3.train.stage_keys import changed_keys, check_params, flatten
+
+    assert flatten({"a": {}, "b": {"c": 1}}) == {"a": {}, "b.c": 1}
+    assert changed_keys({"task_overrides": {}}, {}) == ["task_overrides"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"num_envs": 1}))
+    with pytest.raises(UserError, match=r"of num_envs: .*redo stage 3 on the finished stage 2 with "
+                                        r"`vrl3 run-stage --stage 3`"):
+        check_params(tmp_path / "params.yaml", {"num_envs": 2})  # one changed key is enough

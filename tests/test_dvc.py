@@ -264,6 +264,10 @@ def test_a_demo_source_key_its_source_does_not_read_is_refused(tmp_path, sets, k
 @pytest.mark.parametrize("sets, message", [
     (["task=pen"], "config key task given with --set names one run, and the workflow would ignore it: set tasks="),
     (["stage1_checkpoint=/m/enc.pth"], "config key stage1_checkpoint given with --set names one run"),
+    (["seed=3"], "config key seed given with --set names one run, and the workflow would ignore it: set seeds="),
+    (["variant=no_safe_q"], "config key variant given with --set names one run"),
+    (["demos=/m/demos"], "config key demos given with --set names one run"),
+    (["run_dir=/m/run"], "config key run_dir given with --set names one run"),
     (["stage1.source=mirror"], "stage1.source is mirror but stage1.mirror is null"),
     (["stage1.source=pretrain"], "stage1.source is pretrain but stage1.imagenet is null"),
 ])

@@ -188,7 +188,36 @@ def test_snakemake_config_strings_get_the_types_a_config_file_gives():
     """Snakemake hands nested --config values over as strings (YAML BaseLoader); the workflow retypes them."""
     config = {"seeds": [1], "resources": {"stage3": {"gpus": 0, "cpus": 2}}, "demo_source": {"mirror": "x"}}
     cli = {"seeds": "[1,2]", "resources": {"stage3": {"gpus": "1"}}, "demo_source": {"mirror": "null"},
-           "num_demo": "3", "tasks": ["door", "pen"]}
+           "num_demo": "3", "tasks": ["door", "pen"], "results_dir": "a: b: c"}
     plan.type_cli_config(config, cli)
     assert config == {"seeds": [1, 2], "resources": {"stage3": {"gpus": 1, "cpus": 2}},
-                      "demo_source": {"mirror": None}, "num_demo": 3, "tasks": ["door", "pen"]}
+                      "demo_source": {"mirror": None}, "num_demo": 3, "tasks": ["door", "pen"],
+                      "results_dir": "a: b: c"}  # not YAML: kept as written
+
+
+def test_the_1m_score_is_none_without_an_evaluation_up_to_1m_frames():
+    from vrl3.pipeline.metrics import mean_success_to_1m
+
+    assert mean_success_to_1m([1_500_000, 2_000_000], [0.5, 1.0]) is None
+    assert mean_success_to_1m([0, 1_000_000, 1_500_000], [0.0, 0.5, 1.0]) == pytest.approx(0.25)
+
+
+def test_write_text_atomic_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
+    from vrl3.paths import write_text_atomic
+
+    target = tmp_path / "sub" / "params.yaml"
+    write_text_atomic(target, "old")
+    temp_names = []
+
+    def failing_replace(self, other):
+        temp_names.append(self.name)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "replace", failing_replace)
+    with pytest.raises(OSError):
+        write_text_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert temp_names == [f".params.yaml.{os.getpid()}.tmp"]  # per process: two writers never share one

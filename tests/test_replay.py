@@ -153,3 +153,21 @@ def test_bad_shapes_are_rejected():
         buffer.add_episode(frames, sensors[:-1], actions, rewards, discounts)
     with pytest.raises(ValueError, match="frames"):
         buffer.add_episode(frames.astype(np.float32), sensors, actions, rewards, discounts)
+
+
+def test_an_episode_file_reaches_the_replay_field_by_field():
+    """episode_arrays (what episode files hold) -> replay_fields -> add_episode keeps each field in its place."""
+    from types import SimpleNamespace
+
+    from vrl3.train.episodes import episode_arrays, replay_fields
+
+    frames, sensors, actions, rewards, discounts = episode(0, 5, [0, 1, 2, 3, 4, 5], [1, 1, 1, 1, 0, 1])
+    steps = [SimpleNamespace(frame=frames[t], sensor=sensors[t], action=actions[t], reward=float(rewards[t]),
+                             discount=float(discounts[t]), n_goal_achieved=t % 2) for t in range(6)]
+    arrays = episode_arrays(steps)
+    assert arrays["frame"].dtype == np.uint8 and arrays["n_goal_achieved"].tolist() == [0, 1, 0, 1, 0, 1]
+    from_file, by_hand = make_buffer(), make_buffer()
+    from_file.add_episode(**replay_fields(arrays))
+    by_hand.add_episode(frames, sensors, actions, rewards, discounts)
+    for a, b in zip(from_file.sample(64), by_hand.sample(64)):
+        assert torch.equal(a, b)

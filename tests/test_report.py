@@ -292,6 +292,9 @@ def test_report_files_join_other_contents_of_out(tmp_path, capsys):
     assert (out / "precious.txt").read_text() == "keep"
     assert sorted(p.name for p in out.iterdir()) == [".vrl3-report-files", "figures", "precious.txt", "report.md",
                                                      "tables"]
+    code, out, _ = report(tmp_path, tmp_path / "runs", capsys)  # over the earlier report: its old outputs go
+    assert code == 0 and sorted(p.name for p in out.iterdir()) == [".vrl3-report-files", "figures", "precious.txt",
+                                                                   "report.md", "tables"]
 
 
 def test_folders_of_out_that_no_report_wrote_are_kept(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """`vrl3 report` takes every aggregate within one task family (Adroit, Franka Kitchen) on synthetic logs."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -194,3 +195,30 @@ def test_a_single_family_report_keeps_its_tables_byte_for_byte(tmp_path, capsys)
     assert sorted(p.stem for p in (out / "figures").glob("*.png")) == [
         "fig2a_aggregate", "fig4a_stages", "fig7_per_task_door", "fig7_per_task_pen", "performance_profile",
         "success_rate_aggregate", "success_rate_door", "success_rate_pen"]
+
+
+def test_each_methods_aggregate_curve_averages_its_own_tasks():
+    """Two methods at constant levels: a (door 0.2, pen 0.4) and b (door 0.8, pen 0.6) -> 0.3 and 0.7, with a
+    band of width 0 (the seeds of a task agree)."""
+    from vrl3.report import figures
+    from vrl3.report.runs import Run
+
+    frames = np.array([0, 100_000, 200_000])
+    levels = {("a", "door"): 0.2, ("a", "pen"): 0.4, ("b", "door"): 0.8, ("b", "pen"): 0.6}
+    groups = {key: [Run(method=key[0], task=key[1], seed=seed, frames=frames, success=np.full(3, level),
+                        path=Path(f"{key[0]}/{key[1]}/seed{seed}/eval.csv"), total_time=None) for seed in (1, 2)]
+              for key, level in levels.items()}
+    curves = figures.aggregate_curves(groups, ["b", "a"], 50, np.random.default_rng(0), print)
+    assert [curve.label for curve in curves] == ["b", "a"]
+    for curve, level in zip(curves, (0.7, 0.3)):
+        np.testing.assert_allclose(curve.mean, level)
+        np.testing.assert_allclose(curve.low, level)
+        np.testing.assert_allclose(curve.high, level)
+    assert [c.label for c in figures.task_curves(groups, ["b", "a"], "door", 20, np.random.default_rng(0),
+                                                 print)] == ["b", "a"]
+
+
+def test_method_colours_are_distinct_past_the_ten_colour_palette():
+    from vrl3.report import figures
+
+    assert len(set(figures.method_colors([f"m{i}" for i in range(12)]).values())) == 12

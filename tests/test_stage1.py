@@ -73,6 +73,7 @@ def test_pretrain_writes_loadable_checkpoint_and_resumes(image_folder, tmp_path)
         correct = float(row["val_acc1"]) * 9 / 100
         assert 0 <= correct <= 9 and correct == pytest.approx(round(correct)), row
         assert float(row["val_acc5"]) == 100  # top-k with k = min(5, 3 classes): always right
+        assert 0 < float(row["train_loss"]) < 3  # the mean over the 18 images (about ln 3), not their sum
 
 
 def test_bad_arguments_are_user_errors(image_folder, tmp_path, capsys):
@@ -82,6 +83,8 @@ def test_bad_arguments_are_user_errors(image_folder, tmp_path, capsys):
     assert "resnet6_32channel" in capsys.readouterr().err
     assert main(["pretrain", "--data", str(image_folder), "--momentum", "-0.1", "--out", str(tmp_path)]) == 2
     assert "--momentum must be >= 0" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(image_folder), "--wd", "-1", "--out", str(tmp_path)]) == 2
+    assert "--weight-decay must be >= 0" in capsys.readouterr().err
 
 
 def test_publish_that_is_a_folder_is_refused_before_training(image_folder, tmp_path, capsys):

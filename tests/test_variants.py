@@ -275,3 +275,33 @@ def test_absent_variants_skip_their_figures_with_a_note(tmp_path, capsys):
     assert not (out / "figures" / "fig4a_stages.png").exists()
     assert "skipped: none of its variants has runs" in (out / "report.md").read_text()
     assert pd.read_csv(out / "tables" / "sensitivity.csv").empty
+
+
+def test_critic_q_logs_skip_missing_or_empty_logs_and_name_a_missing_column(tmp_path):
+    from vrl3.report.runs import discover_runs
+
+    folder = tmp_path / "runs" / "no_safe_q" / "door" / "seed3"
+    write_run(folder, np.zeros(len(GRID)), "no_safe_q")
+    (folder / "stage2" / "train.csv").write_text("update,critic_q1\n")  # header only: no stage-2 rows
+    assert critic_q_logs(discover_runs(tmp_path / "runs", warn=print))["stage"].tolist() == [3, 3]
+    (folder / "stage2" / "train.csv").unlink()
+    assert critic_q_logs(discover_runs(tmp_path / "runs", warn=print))["stage"].tolist() == [3, 3]
+    (folder / "train.csv").write_text("frame\n100\n")
+    with pytest.raises(UserError, match=r"train.csv: missing column\(s\) critic_q1"):
+        critic_q_logs(discover_runs(tmp_path / "runs", warn=print))
+
+
+def test_sensitivity_summary_is_per_task_then_all_in_scoring_order():
+    from vrl3.report.sensitivity import summary
+
+    scores = pd.DataFrame([{"sweep": "s", "key": "agent.lr", "setting": setting, "variant": f"v{setting}",
+                            "task": task, "seed": seed, "score": score}
+                           for setting in ("y", "x")  # scored in this order, not sorted
+                           for task, seeds in (("door", {1: 0.1, 2: 0.3}), ("pen", {1: 0.5, 2: 0.5}))
+                           for seed, score in seeds.items()])
+    table = summary(scores)
+    assert table["setting"].tolist() == ["y"] * 3 + ["x"] * 3
+    assert table["task"].tolist() == ["door", "pen", "all"] * 2
+    door = table.iloc[0]
+    assert door["mean"] == pytest.approx(0.2) and door["sd"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
+    assert table.iloc[2]["mean"] == pytest.approx(0.35) and table.iloc[2]["n_runs"] == 4
