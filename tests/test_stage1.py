@@ -237,3 +237,39 @@ def test_resume_with_other_class_names_or_settings_is_refused(image_folder, tmp_
     err = capsys.readouterr().err.strip()
     assert "--weight-decay 0.0001 (now 0.0)" in err and "--momentum 0.9 (now 0.5)" in err, err
     assert (out / f"{ARCH}_checkpoint.pth.tar").read_bytes() == checkpoint
+
+
+def test_one_training_epoch_is_plain_sgd_on_cross_entropy_in_train_mode():
+    """_train_one_epoch against a hand-written loop: zero the gradients, step per batch, train mode, mean loss."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from vrl3.stage1.pretrain import _train_one_epoch
+
+    class Recording(torch.nn.Linear):
+        modes: list = []
+
+        def forward(self, x):
+            self.modes.append(self.training)
+            return super().forward(x)
+
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(6, 4, generator=g), torch.tensor([0, 1, 2, 0, 1, 2])
+    loader = DataLoader(TensorDataset(images, labels), batch_size=3, shuffle=False)
+    model = Recording(4, 3)
+    twin = torch.nn.Linear(4, 3)
+    twin.load_state_dict(model.state_dict())
+    model.eval()
+    loss = _train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.5), torch.device("cpu"),
+                            "epoch 0", 0.5, print_every=0)
+    assert Recording.modes == [True, True]
+    losses = []
+    for batch in (slice(0, 3), slice(3, 6)):
+        twin.zero_grad()
+        step_loss = torch.nn.functional.cross_entropy(twin(images[batch]), labels[batch])
+        step_loss.backward()
+        with torch.no_grad():
+            for param in twin.parameters():
+                param -= 0.5 * param.grad
+        losses.append(step_loss.item())
+    torch.testing.assert_close(model.weight, twin.weight)
+    assert loss == pytest.approx(sum(losses) / 2)  # equal batches: the mean over images is the mean of the two

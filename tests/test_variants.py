@@ -305,3 +305,21 @@ def test_sensitivity_summary_is_per_task_then_all_in_scoring_order():
     door = table.iloc[0]
     assert door["mean"] == pytest.approx(0.2) and door["sd"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
     assert table.iloc[2]["mean"] == pytest.approx(0.35) and table.iloc[2]["n_runs"] == 4
+
+
+def test_sensitivity_plot_draws_each_tasks_seeds_and_mean_side_by_side(monkeypatch):
+    """As plot_hyper_sensitivity: coloured by task, each task's points dodged to its own side of the setting."""
+    from vrl3.report import sensitivity
+
+    drawn = {}
+    monkeypatch.setattr(sensitivity.figures, "save", lambda fig, stem: drawn.update(fig=fig))
+    scores = pd.DataFrame([{"sweep": "s", "key": "agent.lr", "setting": "0.001", "variant": "v", "task": task,
+                            "seed": seed, "score": 0.1 * seed} for task in ("door", "pen") for seed in (1, 2, 3)])
+    sensitivity.plot(scores, "agent.lr", "lr", Path("unused"))
+    ax = drawn["fig"].axes[0]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["door", "pen"]
+    door_x, pen_x = (ax.collections[i].get_offsets()[:, 0] for i in (0, 1))  # the seeds of each task
+    assert len(door_x) == len(pen_x) == 3 and door_x.max() < 0 < pen_x.min()
+    import matplotlib.pyplot as plt
+
+    plt.close(drawn["fig"])
