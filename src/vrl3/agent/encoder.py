@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from vrl3.errors import UserError, first_line
+from vrl3.errors import ANSI_STYLE, UserError, first_line
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -127,7 +127,7 @@ def _read_checkpoint(path: Path, trusted: bool) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted)
     except Exception as error:  # noqa: BLE001 - torch raises several types for unreadable files
-        if trusted or "Unsupported global" not in str(error):
+        if trusted or "Unsupported global" not in ANSI_STYLE.sub("", str(error)):
             raise UserError(f"stage-1 checkpoint {path} is damaged or not a torch checkpoint ({first_line(error)}): "
                             f"get it again with `vrl3 encoder` or `vrl3 pretrain --publish`") from None
         raise UserError(

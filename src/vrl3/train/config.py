@@ -65,15 +65,11 @@ def _yaml_problem(error: Exception) -> str:
     return f"{text} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else text
 
 
-def check_config_file(path: Path, flag: str) -> None:
+def read_overlay(path: Path, flag: str) -> dict:
+    """A config file (an overlay on config/config.yaml) as a mapping; one-line errors name it and `flag`."""
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "not found"
         raise UserError(f"config file {path} {what}: pass an existing YAML file to {flag}")
-
-
-def read_overlay(path: Path, flag: str) -> dict:
-    """A config file (an overlay on config/config.yaml) as a mapping; one-line errors name it and `flag`."""
-    check_config_file(path, flag)
     try:
         overlay = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
