@@ -3,7 +3,8 @@
 # 9-minute limit):
 # the update at each agent.precision (bf16 and fp32 also with agent.compile, bf16 also without cuDNN autotuning),
 # acting at batch 1 and 8, stage 3 (throughput.py) with 1, 4 and 8 envs in bf16 and with 8 envs in bf16 + compile and
-# in fp32, and the CUDA-only tests.
+# in fp32, 8 envs without updates (the envs' ceiling), the renderer alone in 1 and 8 processes (render_speed.py), and
+# the CUDA-only tests.
 #
 #   benchmarks/gpu_speed_check.sh OUT_DIR
 #
@@ -43,6 +44,9 @@ run act_batch8 $python benchmarks/throughput_agent.py --updates 50 --precision b
 bench_stage3 stage3_bf16_envs1 --precision bf16 --num-envs 1
 bench_stage3 stage3_bf16_envs4 --precision bf16 --num-envs 4
 bench_stage3 stage3_fp32_envs8 --precision fp32 --num-envs 8
+bench_stage3 stage3_envs8_no_updates --precision bf16 --num-envs 8 --no-stage3-updates
+run render_speed $python benchmarks/render_speed.py --task door --renders 400 --tiles 8 --processes 1 8 \
+  --out "$out/render_speed.json"
 run cuda_tests $python -m pytest -q -p no:cacheprovider tests/test_agent.py tests/test_agent_precision.py \
   tests/test_agent_compile.py -k "cuda or graph"
 bench_update update_fp32_compile --precision fp32 --compile

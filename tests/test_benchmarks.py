@@ -51,3 +51,16 @@ def test_env_speed(tmp_path):
 def test_shell_benchmarks_parse(script):
     result = subprocess.run(["bash", "-n", str(REPO_ROOT / "benchmarks" / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_render_speed_tiles_match_single_renders(tmp_path):
+    out = tmp_path / "render_speed.json"
+    run_benchmark("benchmarks/render_speed.py", "--renders", "2", "--tiles", "2", "--processes", "1", "2",
+                  "--out", str(out))
+    one, two = json.loads(out.read_text())
+    assert (one["processes"], two["processes"]) == (1, 2)
+    for result in (one, two):
+        assert result["render_ms"] > 0 and result["no_shadow_ms"] > 0 and result["tiled_ms"] > 0
+        # a view drawn into its tile of a wider framebuffer is the same picture as the view rendered alone
+        assert result["tile_max_diff"] <= 2
+    assert two["renders_per_s_all_processes"] == pytest.approx(2000 / two["render_ms"])
