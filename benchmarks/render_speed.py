@@ -1,6 +1,7 @@
 """Where stage 3's rendering time goes: MuJoCo's OpenGL renderer at 84x84 in one process and in several at once.
 
-    MUJOCO_GL=egl python benchmarks/render_speed.py --task door --renders 400 --tiles 8 --processes 1 8
+    MUJOCO_GL=egl python benchmarks/render_speed.py --task door --renders 400 --tiles 8 --processes 1 8 \
+        --shadow-sizes 1024 512
 
 Per process count P (P processes rendering at the same time), for one camera of the task:
   scene_ms       mjv_updateScene (CPU)
@@ -8,6 +9,8 @@ Per process count P (P processes rendering at the same time), for one camera of 
   no_shadow_ms   the same with shadows and reflections off (a probe of the GPU's raster cost, not used by `vrl3`)
   tiled_ms       per view when --tiles views are drawn side by side in one framebuffer and read back at once
   tile_max_diff  largest pixel difference between a tile and the same state rendered alone (0: identical)
+  shadow_S_ms    render_ms with an S-texel shadow map (config shadow_size; the scenes' own is 4096), per --shadow-sizes
+  shadow_S_diff  mean absolute pixel difference (0-255) of those renders from the scene's own, over --tiles states
 """
 
 import argparse
@@ -41,7 +44,25 @@ def random_states(env, count: int, seed: int) -> list:
     return datas
 
 
-def measure(task: str, renders: int, tiles: int, seed: int) -> dict:
+def shadow_size_renders(env, datas: list, camera, size: int, renders: int) -> tuple[float, np.ndarray]:
+    """ms per render and the renders of `datas` with an S-texel shadow map (its own renderer: the map's size is
+    fixed when a renderer's context is made)."""
+    env.sim.model.vis.quality.shadowsize = size
+    renderer = mujoco.Renderer(env.sim.model, env.image_size, env.image_size)
+    try:
+        images = []
+        for data in datas:
+            renderer.update_scene(data, camera)
+            images.append(renderer.render().astype(int))
+        started = time.perf_counter()
+        for _ in range(renders):
+            renderer.render()
+        return 1000 * (time.perf_counter() - started) / renders, np.stack(images)
+    finally:
+        renderer.close()
+
+
+def measure(task: str, renders: int, tiles: int, seed: int, shadow_sizes: tuple[int, ...] = ()) -> dict:
     env = make_env(task, seed=seed)
     env.reset()
     model, size = env.sim.model, env.image_size
@@ -92,6 +113,12 @@ def measure(task: str, renders: int, tiles: int, seed: int) -> dict:
     result["no_shadow_ms"] = per_render_ms(lambda: render_one(scenes[0]), renders)
     context.free()
     gl.free()
+    own_size = model.vis.quality.shadowsize
+    _, own_images = shadow_size_renders(env, datas, camera, own_size, 1)
+    for size in shadow_sizes:
+        result[f"shadow_{size}_ms"], images = shadow_size_renders(env, datas, camera, size, renders)
+        result[f"shadow_{size}_diff"] = float(np.abs(images - own_images).mean())
+    model.vis.quality.shadowsize = own_size
     env.close()
     return result
 
@@ -100,11 +127,12 @@ def _worker(args, queue):
     queue.put(measure(*args))
 
 
-def measure_in_processes(processes: int, task: str, renders: int, tiles: int) -> dict:
+def measure_in_processes(processes: int, task: str, renders: int, tiles: int, shadow_sizes: tuple[int, ...]) -> dict:
     """`processes` processes measuring at the same time; their per-render times averaged."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    workers = [context.Process(target=_worker, args=((task, renders, tiles, seed), queue)) for seed in range(processes)]
+    workers = [context.Process(target=_worker, args=((task, renders, tiles, seed, shadow_sizes), queue))
+               for seed in range(processes)]
     for worker in workers:
         worker.start()
     results = [queue.get() for _ in workers]
@@ -112,7 +140,7 @@ def measure_in_processes(processes: int, task: str, renders: int, tiles: int) ->
         worker.join()
     summary = {"processes": processes, "task": task, "tiles": tiles,
                "tile_max_diff": max(r["tile_max_diff"] for r in results)}
-    for key in ("scene_ms", "render_ms", "no_shadow_ms", "tiled_ms"):
+    for key in [key for key in results[0] if key.endswith(("_ms", "_diff")) and key != "tile_max_diff"]:
         summary[key] = float(np.mean([r[key] for r in results]))
     summary["renders_per_s_all_processes"] = processes * 1000 / summary["render_ms"]
     summary["tiled_renders_per_s_all_processes"] = processes * 1000 / summary["tiled_ms"]
@@ -125,9 +153,12 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=400, help="renders per measurement and process")
     parser.add_argument("--tiles", type=int, default=8, help="views per framebuffer in the tiled measurement")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 8], help="process counts to measure")
+    parser.add_argument("--shadow-sizes", type=int, nargs="*", default=[],
+                        help="shadow map sizes (texels per side) to time besides the scene's own")
     parser.add_argument("--out", help="optional JSON file for the results")
     args = parser.parse_args()
-    results = [measure_in_processes(p, args.task, args.renders, args.tiles) for p in args.processes]
+    results = [measure_in_processes(p, args.task, args.renders, args.tiles, tuple(args.shadow_sizes))
+               for p in args.processes]
     for result in results:
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}))
     if args.out:

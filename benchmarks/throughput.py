@@ -23,6 +23,7 @@ from vrl3.agent.config import PRECISIONS
 from vrl3.envs import make_env
 from vrl3.envs.vector import EnvPool, env_seeds
 from vrl3.replay import ReplayBuffer
+from vrl3.tasks import DEFAULT_SHADOW_SIZE
 from vrl3.train.episodes import episode_arrays, replay_fields
 
 
@@ -126,6 +127,8 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=1, help="stage-3 training envs (worker processes when > 1)")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="agent.precision")
     parser.add_argument("--compile", action="store_true", help="agent.compile (compiled in the first updates)")
+    parser.add_argument("--shadow-size", type=int, default=DEFAULT_SHADOW_SIZE,
+                        help="config shadow_size: the renderer's shadow map (default: the scenes' own, VRL3's)")
     parser.add_argument("--no-stage3-updates", action="store_true",
                         help="stage 3 without updates: the env loop alone, to see what the updates cost it")
     parser.add_argument("--out", help="also write the results as JSON here")
@@ -138,11 +141,12 @@ def main() -> None:
     replay = random_replay(env, device, episodes=25, length=300)
     result = {"task": args.task, "device": device_name(device), "torch": torch.__version__,
               "batch_size": args.batch_size, "hidden_dim": args.hidden_dim, "precision": args.precision,
-              "compile": args.compile}
+              "compile": args.compile, "shadow_size": args.shadow_size}
     if args.stage2_updates:
         result["stage2_updates_per_s"] = time_stage2(agent, replay, args.stage2_updates, args.batch_size, device)
     if args.stage3_frames:
-        envs = EnvPool(args.task, env_seeds(0, args.num_envs), {"action_repeat": env.action_repeat})
+        envs = EnvPool(args.task, env_seeds(0, args.num_envs),
+                       {"action_repeat": env.action_repeat, "shadow_size": args.shadow_size})
         try:
             result |= time_stage3(agent, replay, envs, env.action_repeat, args.stage3_frames, args.batch_size,
                                   device, update=not args.no_stage3_updates)

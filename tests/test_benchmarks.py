@@ -56,7 +56,7 @@ def test_shell_benchmarks_parse(script):
 def test_render_speed_tiles_match_single_renders(tmp_path):
     out = tmp_path / "render_speed.json"
     run_benchmark("benchmarks/render_speed.py", "--renders", "2", "--tiles", "2", "--processes", "1", "2",
-                  "--out", str(out))
+                  "--shadow-sizes", "4096", "256", "--out", str(out))
     one, two = json.loads(out.read_text())
     assert (one["processes"], two["processes"]) == (1, 2)
     for result in (one, two):
@@ -64,3 +64,5 @@ def test_render_speed_tiles_match_single_renders(tmp_path):
         # a view drawn into its tile of a wider framebuffer is the same picture as the view rendered alone
         assert result["tile_max_diff"] <= 2
     assert two["renders_per_s_all_processes"] == pytest.approx(2000 / two["render_ms"])
+    # the scene's own map (4096) renders the same pixels again; a 256-texel map moves shadow edges
+    assert one["shadow_4096_diff"] == 0 and 0 < one["shadow_256_diff"] < 5 and one["shadow_256_ms"] > 0

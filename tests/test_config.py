@@ -168,3 +168,12 @@ def test_flatten_keeps_empty_sections_and_check_params_names_the_stage_to_redo(t
     with pytest.raises(UserError, match=r"of num_envs: .*redo stage 3 on the finished stage 2 with "
                                         r"`vrl3 run-stage --stage 3`"):
         check_params(tmp_path / "params.yaml", {"num_envs": 2})  # one changed key is enough
+
+
+def test_a_stage_started_before_shadow_size_existed_resumes_at_the_old_value(tmp_path):
+    from vrl3.train.stage_keys import check_params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"image_size": 84}))  # written before the key existed
+    check_params(tmp_path / "params.yaml", {"image_size": 84, "shadow_size": 4096})
+    with pytest.raises(UserError, match="other values of shadow_size"):
+        check_params(tmp_path / "params.yaml", {"image_size": 84, "shadow_size": 1024})

@@ -243,10 +243,12 @@ def test_demos_stage_has_the_options_and_params_its_source_reads(tmp_path):
 
     human = demos_stage()
     assert " --replay ${demo_source.replay} " in human["cmd"] and "--mirror" not in human["cmd"]
-    assert human["params"] == ["demo_source.source", "demo_source.episodes", "demo_source.replay"]
+    assert human["params"] == ["demo_source.source", "demo_source.episodes", "demo_source.replay", "shadow_size"]
+    assert " --shadow-size ${shadow_size} " in human["cmd"]  # the runs render with it: the demos must too
     expert = demos_stage("demo_source.source=expert", "demo_source.mirror=/m/hand_dapg")
     assert "--replay" not in expert["cmd"] and " --mirror ${demo_source.mirror} " in expert["cmd"]
-    assert expert["params"] == ["demo_source.source", "demo_source.episodes"]  # replay is not read, mirror is where
+    # replay is not read, mirror is where
+    assert expert["params"] == ["demo_source.source", "demo_source.episodes", "shadow_size"]
     minari = demos_stage("demo_source.source=minari", "demo_source.replay=states")
     assert " --replay ${demo_source.replay} " in minari["cmd"] and "--mirror" not in minari["cmd"]
 

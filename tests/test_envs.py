@@ -15,7 +15,7 @@ from vrl3.envs import AdroitEnv, episode_success, make_env, pen_dropped, reward_
 from vrl3.envs.timestep import StepType
 from vrl3.envs.vector import EnvPool
 from vrl3.errors import UserError
-from vrl3.tasks import get_task
+from vrl3.tasks import DEFAULT_SHADOW_SIZE, get_task
 from vrl3.train.evaluate import evaluate
 
 TASKS = ("door", "hammer", "pen", "relocate")
@@ -103,6 +103,27 @@ def test_images_are_flipped_vertically_by_default():
         assert np.array_equal(flipped.reset().frame, upright[:, ::-1, :])
     finally:
         flipped.close()
+
+
+def test_shadow_size_is_the_scenes_own_by_default_and_reaches_the_renderer():
+    import gymnasium
+
+    stock = gymnasium.make("AdroitHandDoor-v1")
+    try:  # the default keeps the scene's shadow map, as VRL3 rendered it
+        assert stock.unwrapped.model.vis.quality.shadowsize == DEFAULT_SHADOW_SIZE == 4096
+    finally:
+        stock.close()
+    default, small = make_env("door", seed=3), make_env("door", seed=3, shadow_size=256)
+    try:
+        assert small.sim.model.vis.quality.shadowsize == 256
+        difference = np.abs(default.reset().frame.astype(int) - small.reset().frame.astype(int)).max(axis=0)
+        assert difference.max() > 8  # the renderer drew the shadows from the smaller map
+        assert (difference > 8).mean() < 0.05  # only around the edges of shadows
+    finally:
+        default.close()
+        small.close()
+    with pytest.raises(UserError, match=r"shadow_size \(0\) must all be >= 1"):
+        make_env("door", seed=0, shadow_size=0)
 
 
 # --- cameras --------------------------------------------------------------------------------------------

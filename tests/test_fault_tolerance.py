@@ -194,6 +194,15 @@ def fake_demos(folder: Path, task: str) -> Path:
     return folder
 
 
+def test_demos_rendered_before_manifests_recorded_the_shadow_map_count_as_the_scenes_own(tmp_path):
+    from vrl3.train.episodes import load_demos
+
+    folder = fake_demos(tmp_path / "door", "door")  # its manifest has no shadow_size
+    assert load_demos(folder, "door", 3, 84, -1) == load_demos(folder, "door", 3, 84, -1, shadow_size=4096) == []
+    with pytest.raises(UserError, match="4096-texel shadow map, the run renders with shadow_size 512"):
+        load_demos(folder, "door", 3, 84, -1, shadow_size=512)
+
+
 def stage1_file(path: Path, state: dict, **extra) -> str:
     torch.save({"state_dict": state, **extra}, path)
     return f"stage1_checkpoint={path}"
@@ -211,6 +220,9 @@ def bad_inputs(tmp: Path, demos: Path) -> dict[str, tuple[list[str], str]]:
         "demos of another task": ([f"demos={fake_demos(tmp / 'hammer', 'hammer')}"], "'hammer' demos"),
         "demos without manifest": ([f"demos={(tmp / 'empty').mkdir() or tmp / 'empty'}"], "no manifest.json"),
         "num_demo too large": (["num_demo=5"], "num_demo=5"),
+        "demos of another shadow map": (["shadow_size=1024"], "rendered with a 4096-texel shadow map, the run "
+                                        "renders with shadow_size 1024: re-render them with `vrl3 demos --shadow-size"),
+        "zero shadow map": (["shadow_size=0"], "shadow_size"),
         "stage-1 missing keys": ([PRETRAINED, stage1_file(tmp / "missing.pth", missing)], "missing keys [layer1."),
         "stage-1 extra keys": ([PRETRAINED, stage1_file(tmp / "extra.pth", good | {"extra.weight": torch.ones(1)})],
                                "unexpected keys [extra.weight]"),

@@ -4,6 +4,10 @@ from dataclasses import dataclass
 
 from vrl3.errors import UserError
 
+# The shadow map of Adroit's scenes (gymnasium-robotics' adroit_assets.xml), as VRL3's images were rendered. At 84x84
+# it is most of a frame's GPU cost (docs/benchmarks.md); a smaller one only moves the edges of shadows.
+DEFAULT_SHADOW_SIZE = 4096
+
 
 @dataclass(frozen=True)
 class AdroitTask:

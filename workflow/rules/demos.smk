@@ -19,6 +19,7 @@ rule demos:
         source=lambda wildcards: demo_source_of(wildcards.task)["source"],
         episodes=DEMO_SOURCE["episodes"],
         replay=lambda wildcards: plan.demos_values(demo_source_of(wildcards.task)).get("replay"),
+        shadow_size=config["shadow_size"],  # the runs render with it too (episodes.load_demos checks)
         # the options themselves (functions of input, like untracked(): Snakemake does not record them); the mirror
         # says where verified (sha256-checked) copies of the same files lie: pointing at another copy reruns nothing
         options=lambda wildcards, input: plan.demos_options(demo_source_of(wildcards.task) | {"mirror": None}),
@@ -33,4 +34,7 @@ rule demos:
     conda:
         CONDA_ENV
     shell:
-        logged("vrl3 demos --task {wildcards.task} {params.options} {params.mirror} --out {output}")
+        logged(
+            "vrl3 demos --task {wildcards.task} {params.options} {params.mirror} --shadow-size {params.shadow_size}"
+            " --out {output}"
+        )

@@ -18,7 +18,7 @@ from vrl3.demos.state_layout import LAYOUTS
 from vrl3.demos.store import check_out_dir
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
-from vrl3.tasks import TASKS, KitchenTask, get_task
+from vrl3.tasks import DEFAULT_SHADOW_SIZE, TASKS, KitchenTask, get_task
 
 SOURCES = ("human", "expert", "minari")
 REPLAY_MODES = tuple(REPLAYS)
@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(kitchen: states only)")
     parser.add_argument("--seed", type=int, default=0, help="env seed; expert episode i resets with seed + i")
     parser.add_argument("--image-size", type=int, default=84)
+    parser.add_argument("--shadow-size", type=int, default=DEFAULT_SHADOW_SIZE,
+                        help="the renderer's shadow map, texels per side (config shadow_size; default: VRL3's)")
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -55,6 +57,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--episodes {args.episodes} must be at least 1")
     if args.image_size < 1:
         raise UserError(f"--image-size {args.image_size} must be at least 1")
+    if args.shadow_size < 1:
+        raise UserError(f"--shadow-size {args.shadow_size} must be at least 1")
     if args.mirror is not None and args.source == "minari":
         raise UserError("--mirror applies to --source human/expert; Minari reads $MINARI_DATASETS_PATH")
     if args.mirror is not None and not args.mirror.is_dir():
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Demos are replayed at action repeat 1 without time limit (VRL3's load_demo); expert rollouts keep the limit.
     env = make_env(task.name, args.seed, action_repeat=1, frame_stack=1, image_size=args.image_size,
-                   time_limit=args.source == "expert")
+                   time_limit=args.source == "expert", shadow_size=args.shadow_size)
 
     def rendered():
         for index in tqdm(range(episode_count), desc=f"{task.name} {args.source} demos", unit="episode",

@@ -36,7 +36,7 @@ def run_kitchen(args: argparse.Namespace, task: KitchenTask) -> int:
     demos = kitchen_demos_from_minari(dataset, task, args.episodes)
     # Demos are rendered at action repeat 1 without time limit: the partial and mixed recordings run to 450 steps.
     env = make_env(task.name, args.seed, action_repeat=1, frame_stack=1, image_size=args.image_size,
-                   time_limit=False)
+                   time_limit=False, shadow_size=args.shadow_size)
 
     def rendered():
         for demo in tqdm(demos, desc=f"{task.name} minari demos", unit="episode", file=sys.stderr):

@@ -14,7 +14,7 @@ from vrl3.train.episodes import episode_arrays
 def render_demos(env, task, out: Path, episodes: Iterable[tuple[list, dict]], manifest: dict) -> list[dict]:
     """Write each (time steps, record) of `episodes` as an episode file, with a manifest entry of its length,
     return, goal steps and success plus `record`; then the manifest: `manifest` plus what `env` renders
-    (action repeat 1, cameras, channels, flip). Returns the entries."""
+    (action repeat 1, cameras, channels, flip, shadow map). Returns the entries."""
     with staged_output(out) as writer:
         entries = []
         for index, (steps, record) in enumerate(episodes):
@@ -24,6 +24,7 @@ def render_demos(env, task, out: Path, episodes: Iterable[tuple[list, dict]], ma
             writer.add_episode(index, arrays)
             tqdm.write(episode_line(index, entries[-1]))
         writer.write_manifest({"task": task.name, "action_repeat": 1, "cameras": list(task.cameras),
-                               "frame_channels": env.frame_channels, "flip_images": env.flip_images, **manifest,
+                               "frame_channels": env.frame_channels, "flip_images": env.flip_images,
+                               "shadow_size": env.shadow_size, **manifest,
                                "episodes": entries})
     return entries

@@ -15,16 +15,16 @@ from vrl3.envs.pixel_env import PixelEnv
 from vrl3.envs.rewards import pen_dropped, reward_and_goal
 from vrl3.envs.timestep import TimeStep
 from vrl3.errors import UserError
-from vrl3.tasks import get_adroit_task
+from vrl3.tasks import DEFAULT_SHADOW_SIZE, get_adroit_task
 
 RELOCATE_TARGET_Z = 0.25
 
 
 class AdroitEnv(PixelEnv):
     def __init__(self, task: str, seed: int, action_repeat: int = 2, frame_stack: int = 1, image_size: int = 84,
-                 time_limit: bool = True, flip_images: bool = True):
+                 time_limit: bool = True, flip_images: bool = True, shadow_size: int = DEFAULT_SHADOW_SIZE):
         super().__init__(get_adroit_task(task), seed, action_repeat, frame_stack, image_size, time_limit,
-                         flip_images)
+                         flip_images, shadow_size)
 
     def _make_sim(self) -> Any:
         return vrl3_env_class(self.task.name)(width=self.image_size, height=self.image_size)

@@ -17,7 +17,7 @@ from vrl3.envs.kitchen_rewards import kitchen_reward_and_goal
 from vrl3.envs.pixel_env import PixelEnv
 from vrl3.envs.timestep import TimeStep
 from vrl3.errors import UserError
-from vrl3.tasks import get_kitchen_task
+from vrl3.tasks import DEFAULT_SHADOW_SIZE, get_kitchen_task
 
 patch_franka_robot()
 
@@ -39,9 +39,9 @@ def counter_camera() -> mujoco.MjvCamera:
 
 class KitchenEnv(PixelEnv):
     def __init__(self, task: str, seed: int, action_repeat: int = 2, frame_stack: int = 1, image_size: int = 84,
-                 time_limit: bool = True, flip_images: bool = False):
+                 time_limit: bool = True, flip_images: bool = False, shadow_size: int = DEFAULT_SHADOW_SIZE):
         super().__init__(get_kitchen_task(task), seed, action_repeat, frame_stack, image_size, time_limit,
-                         flip_images)
+                         flip_images, shadow_size)
         self._camera = counter_camera()
         for flag in DISABLED_RENDER_FLAGS:
             self._renderer.scene.flags[flag] = False

@@ -14,6 +14,7 @@ import numpy as np
 
 from vrl3.envs.timestep import StepType, TimeStep
 from vrl3.errors import UserError
+from vrl3.tasks import DEFAULT_SHADOW_SIZE
 
 
 def _load_triton_first() -> None:
@@ -37,10 +38,10 @@ def make_renderer(model: mujoco.MjModel, image_size: int) -> mujoco.Renderer:
 
 class PixelEnv:
     def __init__(self, task, seed: int, action_repeat: int, frame_stack: int, image_size: int, time_limit: bool,
-                 flip_images: bool):
-        if action_repeat < 1 or frame_stack < 1 or image_size < 1:
-            raise UserError(f"action_repeat ({action_repeat}), frame_stack ({frame_stack}) and image_size "
-                            f"({image_size}) must all be >= 1")
+                 flip_images: bool, shadow_size: int = DEFAULT_SHADOW_SIZE):
+        if min(action_repeat, frame_stack, image_size, shadow_size) < 1:
+            raise UserError(f"action_repeat ({action_repeat}), frame_stack ({frame_stack}), image_size "
+                            f"({image_size}) and shadow_size ({shadow_size}) must all be >= 1")
         self.task = task
         self.seed = seed
         self.action_repeat = action_repeat
@@ -48,11 +49,13 @@ class PixelEnv:
         self.image_size = image_size
         self.time_limit = time_limit
         self.flip_images = flip_images
+        self.shadow_size = shadow_size
         self.sim = self._make_sim()
         self.action_dim = int(self.sim.action_space.shape[0])
         assert self.action_dim == self.task.action_dim, (self.action_dim, self.task.action_dim)
         self.frame_channels = self.task.frame_channels
         self.obs_shape = (self.frame_channels * frame_stack, image_size, image_size)
+        self.sim.model.vis.quality.shadowsize = shadow_size  # read when the renderer's context is made
         self._renderer = make_renderer(self.sim.model, image_size)
         self._frames: deque[np.ndarray] = deque(maxlen=frame_stack)
         self._env_steps = 0

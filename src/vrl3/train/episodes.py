@@ -9,6 +9,7 @@ import numpy as np
 
 from vrl3.checksum import sha256_of
 from vrl3.errors import UserError
+from vrl3.tasks import DEFAULT_SHADOW_SIZE
 
 EPISODE_KEYS = ("frame", "sensor", "action", "reward", "discount", "n_goal_achieved")
 
@@ -49,7 +50,8 @@ def write_episode(path: Path, episode: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: int, num_demo: int) -> list[dict]:
+def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: int, num_demo: int,
+               shadow_size: int = DEFAULT_SHADOW_SIZE) -> list[dict]:
     """The first `num_demo` (-1: all) episodes of a `vrl3 demos` output folder, checked against its manifest."""
     folder = Path(folder)
     manifest_path = folder / "manifest.json"
@@ -66,6 +68,12 @@ def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: i
         raise UserError(f"demos in {folder} have {manifest.get('frame_channels')} channels at "
                         f"{manifest.get('image_size')} px, the run needs {frame_channels} at {image_size}: "
                         "re-render them with matching --image-size")
+    # demos rendered before the manifest recorded it had the scenes' own shadow map (VRL3's)
+    demo_shadow_size = manifest.get("shadow_size", DEFAULT_SHADOW_SIZE)
+    if demo_shadow_size != shadow_size:
+        raise UserError(f"demos in {folder} were rendered with a {demo_shadow_size}-texel shadow map, the run renders "
+                        f"with shadow_size {shadow_size}: re-render them with `vrl3 demos --shadow-size "
+                        f"{shadow_size}` or set shadow_size to match")
     paths = sorted((folder / "episodes").glob("episode_*.npz"))
     if num_demo >= 0:
         if num_demo > len(paths):

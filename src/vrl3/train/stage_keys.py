@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from vrl3.errors import UserError
+from vrl3.tasks import DEFAULT_SHADOW_SIZE
 
 # one run's keys: the workflow sets them for every run it plans (plan.Run.overrides), each with how to set many
 RUN_KEYS = {"task": "set tasks='[...]'", "seed": "set seeds='[...]'", "variant": "set run_variants='[...]'",
@@ -20,6 +21,9 @@ WORKFLOW_KEYS = {"tasks", "seeds", "results_dir", "data_dir", "demo_source", "st
                  "resources", "slurm", "run_dir", "device", "replay_device", "checkpoint_every_frames", "variant",
                  "variants", "run_variants"}
 STAGE3_ONLY_KEYS = {"num_train_frames", "eval_every_frames", "num_eval_episodes", "train_log_every_steps", "num_envs"}
+# keys added after runs existed, with the value that reproduces what those runs did: a stage started before a key
+# existed resumes when the key holds that value
+ADDED_KEYS = {"shadow_size": DEFAULT_SHADOW_SIZE}
 STAGE3_ONLY_AGENT_KEYS = {"update_every_steps", "std0", "std1", "std_n_decay", "stage3_update_encoder",
                           "stage3_conservative", "stage3_bc_lam0", "stage3_bc_lam1", "num_expl_steps"}
 
@@ -58,7 +62,8 @@ def changed_keys(before: dict, now: dict) -> list[str]:
 def check_params(path: Path, params: dict) -> None:
     """Refuse to resume a stage whose params.yaml (written when it started) holds other values."""
     if path.exists():
-        changed = changed_keys(yaml.safe_load(path.read_text()), params)
+        added = {key: value for key, value in ADDED_KEYS.items() if key in params}
+        changed = changed_keys({**added, **yaml.safe_load(path.read_text())}, params)
         if changed:
             redo = ("stage 3 on the finished stage 2 with `vrl3 run-stage --stage 3`" if path.parent.name != "stage2"
                     else "both stages with `vrl3 run-stage --stage 2`, then `--stage 3`")

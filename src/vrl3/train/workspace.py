@@ -88,7 +88,7 @@ class Workspace:
         seed_everything(cfg["seed"])
 
         env_kwargs = {"action_repeat": cfg["action_repeat"], "frame_stack": cfg["frame_stack"],
-                      "image_size": cfg["image_size"]}
+                      "image_size": cfg["image_size"], "shadow_size": cfg["shadow_size"]}
         # stage 2 evaluates on one env in this process; stage 3 trains and evaluates on pools of num_envs envs
         # (worker processes when num_envs > 1) started with stage 3, the eval pool's env 0 continuing this env
         self.stage2_eval_envs = EnvPool(self.task.name, [cfg["seed"] + EVAL_SEED_OFFSET], env_kwargs)
@@ -96,7 +96,7 @@ class Workspace:
         self.eval_envs = LazyEnvPool(self.task.name, env_seeds(cfg["seed"] + EVAL_SEED_OFFSET, cfg["num_envs"]),
                                      env_kwargs)
         self.demos = load_demos(cfg["demos"], self.task.name, self.task.frame_channels, cfg["image_size"],
-                                cfg["num_demo"])
+                                cfg["num_demo"], cfg["shadow_size"])
 
         agent_cfg = AgentConfig.from_dict(cfg["agent"])
         obs_shape = (self.task.frame_channels * cfg["frame_stack"], cfg["image_size"], cfg["image_size"])
