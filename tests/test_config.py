@@ -170,10 +170,14 @@ def test_flatten_keeps_empty_sections_and_check_params_names_the_stage_to_redo(t
         check_params(tmp_path / "params.yaml", {"num_envs": 2})  # one changed key is enough
 
 
-def test_a_stage_started_before_shadow_size_existed_resumes_at_the_old_value(tmp_path):
+def test_a_stage_started_before_shadow_size_existed_stays_current_at_the_old_value(tmp_path):
     from vrl3.train.stage_keys import check_params
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"image_size": 84}))  # written before the key existed
-    check_params(tmp_path / "params.yaml", {"image_size": 84, "shadow_size": 4096})
+    cfg = load_config(PAPER)
+    assert cfg["shadow_size"] == 4096
+    for params in (stage2_params, stage3_params):  # so params.yaml files and workflow stamps read as before
+        assert "shadow_size" not in params(cfg) and params(cfg | {"shadow_size": 1024})["shadow_size"] == 1024
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(stage2_params({**cfg, "shadow_size": 4096})))
+    check_params(tmp_path / "params.yaml", stage2_params(cfg))
     with pytest.raises(UserError, match="other values of shadow_size"):
-        check_params(tmp_path / "params.yaml", {"image_size": 84, "shadow_size": 1024})
+        check_params(tmp_path / "params.yaml", stage2_params(cfg | {"shadow_size": 1024}))

@@ -68,7 +68,7 @@ def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: i
         raise UserError(f"demos in {folder} have {manifest.get('frame_channels')} channels at "
                         f"{manifest.get('image_size')} px, the run needs {frame_channels} at {image_size}: "
                         "re-render them with matching --image-size")
-    # demos rendered before the manifest recorded it had the scenes' own shadow map (VRL3's)
+    # the manifest leaves the scenes' own shadow map out (vrl3.demos.render.shadow_size_record)
     demo_shadow_size = manifest.get("shadow_size", DEFAULT_SHADOW_SIZE)
     if demo_shadow_size != shadow_size:
         raise UserError(f"demos in {folder} were rendered with a {demo_shadow_size}-texel shadow map, the run renders "

@@ -21,8 +21,8 @@ WORKFLOW_KEYS = {"tasks", "seeds", "results_dir", "data_dir", "demo_source", "st
                  "resources", "slurm", "run_dir", "device", "replay_device", "checkpoint_every_frames", "variant",
                  "variants", "run_variants"}
 STAGE3_ONLY_KEYS = {"num_train_frames", "eval_every_frames", "num_eval_episodes", "train_log_every_steps", "num_envs"}
-# keys added after runs existed, with the value that reproduces what those runs did: a stage started before a key
-# existed resumes when the key holds that value
+# keys added after runs existed, with the value that reproduces what those runs did: at that value a key is left out
+# of a stage's params, so the stages (their params.yaml and workflow stamps) made before it existed stay current
 ADDED_KEYS = {"shadow_size": DEFAULT_SHADOW_SIZE}
 STAGE3_ONLY_AGENT_KEYS = {"update_every_steps", "std0", "std1", "std_n_decay", "stage3_update_encoder",
                           "stage3_conservative", "stage3_bc_lam0", "stage3_bc_lam1", "num_expl_steps"}
@@ -30,16 +30,20 @@ STAGE3_ONLY_AGENT_KEYS = {"update_every_steps", "std0", "std1", "std_n_decay", "
 
 def stage2_params(cfg: dict) -> dict:
     """The part of a resolved config that stage 2's result depends on."""
-    params = {k: v for k, v in cfg.items() if k not in WORKFLOW_KEYS | STAGE3_ONLY_KEYS | {"agent"}}
+    params = {k: v for k, v in _run_keys(cfg).items() if k not in STAGE3_ONLY_KEYS | {"agent"}}
     params["agent"] = {k: v for k, v in cfg["agent"].items() if k not in STAGE3_ONLY_AGENT_KEYS}
     return params
 
 
 def stage3_params(cfg: dict) -> dict:
     """The part of a resolved config that stage 3's result depends on (stage 2's, plus its own)."""
-    params = {k: v for k, v in cfg.items() if k not in WORKFLOW_KEYS}
+    params = _run_keys(cfg)
     params["agent"] = dict(cfg["agent"])
     return params
+
+
+def _run_keys(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in WORKFLOW_KEYS and (k not in ADDED_KEYS or v != ADDED_KEYS[k])}
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, object]:
@@ -62,8 +66,7 @@ def changed_keys(before: dict, now: dict) -> list[str]:
 def check_params(path: Path, params: dict) -> None:
     """Refuse to resume a stage whose params.yaml (written when it started) holds other values."""
     if path.exists():
-        added = {key: value for key, value in ADDED_KEYS.items() if key in params}
-        changed = changed_keys({**added, **yaml.safe_load(path.read_text())}, params)
+        changed = changed_keys(yaml.safe_load(path.read_text()), params)
         if changed:
             redo = ("stage 3 on the finished stage 2 with `vrl3 run-stage --stage 3`" if path.parent.name != "stage2"
                     else "both stages with `vrl3 run-stage --stage 2`, then `--stage 3`")
