@@ -152,11 +152,30 @@ def test_sigterm_while_rendering_demos_leaves_no_partial_folder(mirror, tmp_path
     assert list(out.parent.iterdir()) == []
 
 
-def test_a_checkpoint_of_other_network_sizes_is_one_line(full_run, door_demos, tmp_path, capsys):
-    """A stage-2 folder copied from another run, its params.yaml (which would name the difference) gone."""
+@pytest.mark.parametrize("folder, extra, names", [
+    ("stage2", "seed=2", "seed"),
+    ("stage2", "agent.hidden_dim=48", "agent.hidden_dim"),
+    ("", "num_envs=2", "num_envs"),  # a stage-3 key, refused only by stage 3's checkpoint
+])
+def test_a_checkpoint_copied_from_another_run_is_refused_in_one_line(full_run, door_demos, tmp_path, capsys, folder,
+                                                                     extra, names):
+    """A checkpoints folder copied from another run, the params.yaml files (which would name the difference) gone."""
     run_dir = tmp_path / "run"
-    shutil.copytree(full_run / "stage2", run_dir / "stage2")
-    (run_dir / "stage2" / "params.yaml").unlink()
+    shutil.copytree(full_run / folder / "checkpoints", run_dir / folder / "checkpoints")
+    assert main(train_args(run_dir, door_demos, extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"the checkpoint in {run_dir / folder / 'checkpoints'} was made with other values of {names}: " in err, err
+    assert not (run_dir / "eval.csv").exists()
+
+
+def test_a_checkpoint_without_params_of_other_network_sizes_is_one_line(full_run, door_demos, tmp_path, capsys):
+    """Checkpoints written before they carried their params: loading the networks names the misfit."""
+    run_dir = tmp_path / "run"
+    (run_dir / "stage2" / "checkpoints").mkdir(parents=True)
+    state = torch.load(full_run / "stage2" / "checkpoints" / "latest.pt", map_location="cpu", weights_only=True)
+    del state["params"]
+    torch.save(state, run_dir / "stage2" / "checkpoints" / "latest.pt")
     assert main(train_args(run_dir, door_demos, "agent.hidden_dim=48")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "does not fit this run's agent" in err and "new run_dir" in err, err

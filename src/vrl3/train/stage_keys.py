@@ -63,6 +63,15 @@ def changed_keys(before: dict, now: dict) -> list[str]:
     return sorted(key for key in old.keys() | new.keys() if key not in old or key not in new or old[key] != new[key])
 
 
+def check_checkpoint_params(folder: Path, saved: dict | None, params: dict) -> None:
+    """Refuse a checkpoint made with other values, e.g. a folder copied from another run without its params.yaml
+    (checkpoints written before they carried their params have None)."""
+    changed = [] if saved is None else changed_keys(saved, params)
+    if changed:
+        raise UserError(f"the checkpoint in {folder} was made with other values of {', '.join(changed)}: it belongs to "
+                        f"another run; use a new run_dir, or move {folder} away to start that stage over")
+
+
 def check_params(path: Path, params: dict) -> None:
     """Refuse to resume a stage whose params.yaml (written when it started) holds other values."""
     if path.exists():

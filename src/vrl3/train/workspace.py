@@ -22,7 +22,7 @@ from vrl3.train.episodes import episode_arrays, load_demos, read_episode, replay
 from vrl3.train.evaluate import evaluate
 from vrl3.train.logs import EVAL_COLUMNS, STAGE2_EVAL_COLUMNS, STAGE2_TRAIN_COLUMNS, TRAIN_COLUMNS, CsvLog
 from vrl3.train.rng import global_rng_state, seed_everything, set_global_rng_state
-from vrl3.train.stage_keys import check_params, stage2_params, stage3_params
+from vrl3.train.stage_keys import check_checkpoint_params, check_params, stage2_params, stage3_params
 
 EVAL_SEED_OFFSET = 100_000  # the eval env is seeded with seed + this, so train and eval episodes differ
 
@@ -128,7 +128,7 @@ class Workspace:
         self.progress.evicted_episodes = total_episodes - self.replay.num_episodes
         progress = self.progress.__dict__ | {"elapsed": self.total_time(),
                                              "metric_sums": metrics_to_floats(self.progress.metric_sums)}
-        state = {"progress": progress, "agent": self.agent.state_dict(),
+        state = {"progress": progress, "agent": self.agent.state_dict(), "params": self._checkpoint_params(folder),
                  "replay_rng": self.replay.generator.get_state(),
                  "rng": global_rng_state(), "train_env_rngs": self.train_envs.rng_states(),
                  "eval_env_rngs": self._eval_env_rngs()}
@@ -139,6 +139,10 @@ class Workspace:
             self._episode_path(index).unlink(missing_ok=True)
         self._deletable_online = max(self._deletable_online, self._evicted_online(self._previous_evicted))
         self._previous_evicted = self.progress.evicted_episodes
+
+    def _checkpoint_params(self, folder: Path) -> dict:
+        """The values a checkpoint in `folder` depends on: stage 2's in the stage-2 folder, all in stage 3's."""
+        return stage2_params(self.cfg) if folder == self.stage2_dir / "checkpoints" else stage3_params(self.cfg)
 
     def _evicted_online(self, evicted_episodes: int) -> int:
         return max(evicted_episodes - len(self.demos), 0)
@@ -156,7 +160,11 @@ class Workspace:
         self.replay.total_transitions_added += sum(lengths[:evicted])
 
     def _resume(self) -> None:
-        state = load_checkpoint(self.checkpoint_dir) or load_checkpoint(self.stage2_dir / "checkpoints")
+        for folder in (self.checkpoint_dir, self.stage2_dir / "checkpoints"):
+            state = load_checkpoint(folder)
+            if state is not None:
+                check_checkpoint_params(folder, state.get("params"), self._checkpoint_params(folder))
+                break
         self._previous_evicted = self._deletable_online = 0
         if state is None:
             self._fill_replay(0)
