@@ -44,6 +44,14 @@ def random_states(env, count: int, seed: int) -> list:
     return datas
 
 
+def per_render_ms(render, count: int) -> float:
+    render()  # warm-up
+    started = time.perf_counter()
+    for _ in range(count):
+        render()
+    return 1000 * (time.perf_counter() - started) / count
+
+
 def shadow_size_renders(env, datas: list, camera, size: int, renders: int) -> tuple[float, np.ndarray]:
     """ms per render and the renders of `datas` with an S-texel shadow map (its own renderer: the map's size is
     fixed when a renderer's context is made)."""
@@ -54,10 +62,7 @@ def shadow_size_renders(env, datas: list, camera, size: int, renders: int) -> tu
         for data in datas:
             renderer.update_scene(data, camera)
             images.append(renderer.render().astype(int))
-        started = time.perf_counter()
-        for _ in range(renders):
-            renderer.render()
-        return 1000 * (time.perf_counter() - started) / renders, np.stack(images)
+        return per_render_ms(renderer.render, renders), np.stack(images)
     finally:
         renderer.close()
 
@@ -92,13 +97,6 @@ def measure(task: str, renders: int, tiles: int, seed: int, shadow_sizes: tuple[
         mujoco.mjr_readPixels(strip, None, mujoco.MjrRect(0, 0, size * tiles, size), context)
         return [np.flipud(strip[:, index * size:(index + 1) * size]) for index in range(tiles)]
 
-    def per_render_ms(function, count):
-        function()  # warm-up
-        started = time.perf_counter()
-        for _ in range(count):
-            function()
-        return 1000 * (time.perf_counter() - started) / count
-
     for scene, data in zip(scenes, datas):
         update(scene, data)
     alone = [render_one(scene) for scene in scenes]
@@ -115,9 +113,9 @@ def measure(task: str, renders: int, tiles: int, seed: int, shadow_sizes: tuple[
     gl.free()
     own_size = model.vis.quality.shadowsize
     _, own_images = shadow_size_renders(env, datas, camera, own_size, 1)
-    for size in shadow_sizes:
-        result[f"shadow_{size}_ms"], images = shadow_size_renders(env, datas, camera, size, renders)
-        result[f"shadow_{size}_diff"] = float(np.abs(images - own_images).mean())
+    for shadow_size in shadow_sizes:
+        result[f"shadow_{shadow_size}_ms"], images = shadow_size_renders(env, datas, camera, shadow_size, renders)
+        result[f"shadow_{shadow_size}_diff"] = float(np.abs(images - own_images).mean())
     model.vis.quality.shadowsize = own_size
     env.close()
     return result
