@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU speed checks behind docs/benchmarks.md in one call (~8-9 minutes on one H100/H200; run it with a
 # 10-minute limit; what a cut run measured stays in OUT_DIR):
-# the update at each agent.precision (bf16 and fp32 also with agent.compile, bf16 also without cuDNN autotuning),
+# the update at each agent.precision (bf16 and fp32 also with agent.compile, bf16 also without cuDNN autotuning; the
+# stage-3 update in bf16 + compile),
 # acting at batch 1 and 8, stage 3 (throughput.py) with 1, 4 and 8 envs in bf16, with 8 envs in bf16 + compile (also
 # with a 1024-texel shadow map, config shadow_size) and in fp32, 8 envs without updates (the envs' ceiling), the
 # renderer alone in 1 and 8 processes and at smaller shadow maps (render_speed.py), and the CUDA-only tests.
@@ -33,6 +34,7 @@ bench_stage3() {  # name, options...
 }
 # first what is new or decides the targets, then what earlier calls measured already (docs/benchmarks.md)
 bench_update update_bf16_compile --precision bf16 --compile  # the warm-up's seconds are mostly compilation
+bench_update update_stage3_bf16_compile --stage 3 --precision bf16 --compile --flops  # stage 3's update alone
 bench_stage3 stage3_bf16_compile_envs8_shadow1024 --precision bf16 --compile --num-envs 8 --shadow-size 1024
 run render_speed $python benchmarks/render_speed.py --task door --renders 400 --tiles 8 --processes 1 8 \
   --shadow-sizes 2048 1024 512 --out "$out/render_speed.json"
