@@ -137,6 +137,27 @@ def test_an_interrupt_after_an_epoch_keeps_its_checkpoint(image_folder, tmp_path
     assert saved["epoch"] == 1
 
 
+
+def test_a_resumed_run_trains_on_the_data_of_an_uninterrupted_one(image_folder, tmp_path):
+    """Epoch 2 after a resume gets epoch 2's shuffle and crops, not epoch 1's again: same weights, same losses."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run_pretrain(image_folder, straight, epochs=2) == 0
+    assert run_pretrain(image_folder, resumed, epochs=1) == 0
+    assert run_pretrain(image_folder, resumed, epochs=2) == 0
+
+    def load(out):
+        return torch.load(out / f"{ARCH}_checkpoint.pth.tar", map_location="cpu", weights_only=True)["state_dict"]
+
+    def losses(out):
+        with open(out / f"{ARCH}_log.csv") as handle:
+            return [row["train_loss"] for row in csv.DictReader(handle)]
+
+    straight_weights, resumed_weights = load(straight), load(resumed)
+    for name, value in straight_weights.items():
+        torch.testing.assert_close(resumed_weights[name], value, rtol=0, atol=0, msg=name)
+    assert losses(resumed) == losses(straight)
+    assert len(set(losses(straight))) == 2
+
 def test_resume_with_other_classes_names_the_difference(image_folder, tmp_path, capsys):
     out = tmp_path / "stage1"
     assert run_pretrain(image_folder, out, epochs=1) == 0

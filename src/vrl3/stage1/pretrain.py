@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -241,14 +242,20 @@ def pretrain(settings: PretrainSettings) -> dict[str, float]:
         return _train(settings, out, publish, train_set, val_set)
 
 
+def _seed_epoch(seed: int, rank: int, epoch: int, loader_generator: torch.Generator) -> None:
+    """An epoch's shuffle and augmentations (worker seeds, or the main process's RNG with no workers) depend on
+    (seed, rank, epoch) only, so an epoch after a resume sees the data it would have seen without the interruption."""
+    epoch_seed = int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
+    torch.manual_seed(epoch_seed)
+    loader_generator.manual_seed(epoch_seed)
+
+
 def _train(settings: PretrainSettings, out: Path, publish: Path | None, train_set: datasets.ImageFolder,
            val_set: datasets.ImageFolder) -> dict[str, float]:
     rank, world_size, device = _setup_distributed()
     checkpoint_path, best_path = checkpoint_paths(out, settings.arch)
     num_classes = len(train_set.classes)
     ks = (1, min(5, num_classes))
-    torch.manual_seed(settings.seed + rank)
-
     model = make_resnet84(settings.arch, num_classes=num_classes,
                           generator=torch.Generator().manual_seed(settings.seed)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), settings.lr, momentum=settings.momentum,
@@ -258,7 +265,7 @@ def _train(settings: PretrainSettings, out: Path, publish: Path | None, train_se
                                                   else None) if world_size > 1 else model
 
     sampler = DistributedSampler(train_set, seed=settings.seed) if world_size > 1 else None
-    loader_generator = torch.Generator().manual_seed(settings.seed + rank)
+    loader_generator = torch.Generator()
     pin = device.type == "cuda"
     train_loader = DataLoader(train_set, batch_size=max(settings.batch_size // world_size, 1), shuffle=sampler is None,
                               sampler=sampler, num_workers=settings.workers, pin_memory=pin, drop_last=False,
@@ -273,6 +280,7 @@ def _train(settings: PretrainSettings, out: Path, publish: Path | None, train_se
     for epoch in range(start_epoch, settings.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
+        _seed_epoch(settings.seed, rank, epoch, loader_generator)
         lr = learning_rate(settings.lr, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
