@@ -20,10 +20,11 @@ from vrl3.demos.minari_source import demos_from_minari
 from vrl3.demos.replay import rendering_disabled, replay_actions, replay_states
 from vrl3.demos.sources import fetch_hand_dapg_file
 from vrl3.demos.state_layout import LAYOUTS, orientation_error, solve_qpos, state_errors
-from vrl3.demos.store import staged_output
+from vrl3.demos.store import episode_file_name, staged_output
 from vrl3.envs import episode_success, make_env
 from vrl3.errors import UserError
 from vrl3.tasks import get_task
+from vrl3.train.episodes import episode_paths
 
 DOOR_DEMOS = "demonstrations/door-v0_demos.pickle"
 DOOR_DEMOS_SHA256 = "d6ec9a090261f901e5c9bf10082799e30c8d34c3f28aef4026e492a1aefc96c3"  # hand_dapg README
@@ -417,6 +418,16 @@ def test_staged_output_refuses_a_folder_it_did_not_write(tmp_path):
     with staged_output(out) as writer:  # an empty folder is taken
         writer.write_manifest({"task": "door"})
     assert sorted(p.name for p in out.iterdir()) == ["episodes", "manifest.json"]
+
+
+def test_training_reads_demo_episodes_in_index_order_past_999(tmp_path):
+    """num_demo takes the first episodes: episode_1000 must come after episode_999 (the names have 3 digits)."""
+    indices = [1000, 0, 999, 12, 100, 1234, 5]
+    for index in indices:
+        path = tmp_path / episode_file_name(index)
+        path.parent.mkdir(exist_ok=True)
+        path.touch()
+    assert [path.name for path in episode_paths(tmp_path)] == [Path(episode_file_name(i)).name for i in sorted(indices)]
 
 
 def test_out_below_a_file_is_refused(tmp_path):

@@ -50,6 +50,12 @@ def write_episode(path: Path, episode: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
+def episode_paths(folder: Path) -> list[Path]:
+    """A demos folder's episode files in episode order (episode_999 before episode_1000: the names are padded to
+    three digits only)."""
+    return sorted((folder / "episodes").glob("episode_*.npz"), key=lambda path: (len(path.name), path.name))
+
+
 def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: int, num_demo: int,
                shadow_size: int = DEFAULT_SHADOW_SIZE) -> list[dict]:
     """The first `num_demo` (-1: all) episodes of a `vrl3 demos` output folder, checked against its manifest."""
@@ -74,7 +80,7 @@ def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: i
         raise UserError(f"demos in {folder} were rendered with a {demo_shadow_size}-texel shadow map, the run renders "
                         f"with shadow_size {shadow_size}: re-render them with `vrl3 demos --shadow-size "
                         f"{shadow_size}` or set shadow_size to match")
-    paths = sorted((folder / "episodes").glob("episode_*.npz"))
+    paths = episode_paths(folder)
     if num_demo >= 0:
         if num_demo > len(paths):
             raise UserError(f"num_demo={num_demo} but {folder} holds {len(paths)} episodes: lower num_demo "
