@@ -123,6 +123,27 @@ def test_kill_in_stage2_then_at_the_boundary_then_finish(full_run, door_demos, t
                                   without_time(full_run / "stage2" / "stage2_eval.csv"))
 
 
+def test_total_time_of_a_resumed_run_counts_the_resumed_process_set_up(full_run, door_demos, tmp_path,
+                                                                        monkeypatch):
+    """total_time adds up over processes: refilling the replay after a resume is part of it, as at a fresh start."""
+    from vrl3.train.workspace import Workspace
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(full_run / "stage2", run_dir / "stage2")  # its latest.pt: the stage boundary
+    boundary = progress_of(run_dir / "stage2" / "checkpoints" / "latest.pt")
+    assert boundary["stage"] == 3
+    fill_replay, pause = Workspace._fill_replay, 1.5
+
+    def slow_fill_replay(self, *args):
+        time.sleep(pause)
+        return fill_replay(self, *args)
+
+    monkeypatch.setattr(Workspace, "_fill_replay", slow_fill_replay)
+    assert main(train_args(run_dir, door_demos)) == 0
+    first_eval = pd.read_csv(run_dir / "eval.csv").iloc[0]  # frame 0, logged before stage 3's first evaluation
+    assert first_eval["frame"] == 0 and first_eval["total_time"] >= boundary["elapsed"] + pause
+
+
 def terminate_when(command: list[str], ready) -> subprocess.CompletedProcess:
     """Start `command`, SIGTERM its whole process group (as scancel, a SLURM time limit or Snakemake do) as soon as
     `ready()` holds; its exit code and stderr once every process of the group is gone."""

@@ -185,7 +185,6 @@ class Workspace:
         self.eval_envs.set_rng_states(eval_rngs)
         for name, log in self.logs.items():
             log.truncate(self.progress.log_rows.get(name, 0))
-        self.start_time = time.time()
         where = f"stage 2 update {self.progress.update}" if self.progress.stage == 2 else \
             f"stage 3 frame {self.progress.step * self.cfg['action_repeat']}"
         tqdm.write(f"resuming {self.run_dir} at {where}")
