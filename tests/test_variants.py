@@ -45,6 +45,9 @@ def test_the_paper_variants_and_their_overrides(paper):
     assert variants["drqv2fd"].dotlist == ["stage1.source=none", "stage2_n_update=0", "agent.safe_q_target_factor=1"]
     assert variants["stage2_disabled"].dotlist == ["stage2_n_update=0"]
     assert variants["encoder_frozen_s3"].dotlist == ["agent.stage3_update_encoder=false"]
+    # Fig. 4's encoder panel: S2 and S3 are a random encoder that learns in one stage only
+    assert variants["stage1_random_frozen_s3"].dotlist == ["stage1.source=none", "agent.stage3_update_encoder=false"]
+    assert variants["stage1_random_frozen_s2"].dotlist == ["stage1.source=none", "agent.stage2_update_encoder=false"]
     assert variants["frame_stack3"].dotlist == ["frame_stack=3"]
     assert variants["paper_era"].dotlist == ["frame_stack=3", "agent.stage3_bc_lam0=0.001", "agent.stage3_bc_lam1=0.5"]
     assert [v.name for v in selected_variants(paper)] == ["vrl3"]  # the default `all` runs VRL3 only
