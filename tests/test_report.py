@@ -174,6 +174,21 @@ def test_align_keeps_shared_frames_and_interpolates_otherwise():
     np.testing.assert_allclose(mixed.values[0], [0.0, 0.4, 0.5, 0.8])
 
 
+def test_seeds_evaluated_a_few_frames_apart_keep_their_evaluations():
+    """With several envs an evaluation runs at the first block start after its frame: seeds (or runs with other
+    num_envs) log it a few frames late. Their k-th evaluations still pair up, and the 200k-frame window of
+    frames-to-threshold stays 4 evaluations long (interpolating onto the union of the frames shrank it)."""
+    on_time = step_curve(GRID, 1_000_000)
+    late = GRID + np.where(GRID > 0, 8, 0)
+    aligned = align([(GRID, on_time), (late, on_time), (GRID[:-1] + 4, on_time[:-1])], "test")
+    assert not aligned.interpolated and aligned.truncated
+    assert aligned.frames.tolist() == GRID[:-1].tolist() and (aligned.values == on_time[:-1]).all()
+    rng = np.random.default_rng(0)
+    assert stats.frames_to_threshold(aligned.frames, aligned.values, 0.5, 200_000, 10, rng)[0] == 1_100_000
+    far = align([(GRID, on_time), (GRID + 25_000, on_time)], "test")  # half an interval apart: not the same
+    assert far.interpolated
+
+
 # ---- reading logs ------------------------------------------------------------------------------------------
 
 def test_official_and_rrl_layouts_are_parsed(tmp_path):

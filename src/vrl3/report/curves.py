@@ -16,11 +16,27 @@ class Aligned:
     truncated: bool  # True when some curve went on past the grid's end
 
 
+def _same_evaluations(curves: list[tuple[np.ndarray, np.ndarray]]) -> Aligned | None:
+    """Curves whose k-th evaluations lie less than half an evaluation interval apart, on the grid of the earliest
+    of each (with several envs an evaluation runs at the first block start after its frame, so runs with other
+    num_envs, or with episodes cut short, log it a few frames apart); None when they do not."""
+    count = min(len(f) for f, _ in curves)
+    if count < 2:
+        return None
+    frames = np.stack([f[:count] for f, _ in curves]).astype(np.float64)
+    interval = np.diff(frames, axis=1).min()
+    if interval <= 0 or 2 * np.ptp(frames, axis=0).max() >= interval:
+        return None
+    return Aligned(frames.min(axis=0).astype(curves[0][0].dtype), np.stack([v[:count] for _, v in curves]),
+                   interpolated=False, truncated=any(len(f) > count for f, _ in curves))
+
+
 def align(curves: list[tuple[np.ndarray, np.ndarray]], what: str) -> Aligned:
     """Curves on the frames they share, up to the shortest one's end.
 
-    Curves logged at the same frames (the normal case) keep their exact values. Otherwise each is linearly
-    interpolated onto the union of their frames inside the range all of them cover.
+    Curves logged at the same frames (the normal case) keep their exact values, and so do curves whose k-th
+    evaluations are a few frames apart. Otherwise each is linearly interpolated onto the union of their frames
+    inside the range all of them cover.
     """
     start = max(int(f[0]) for f, _ in curves)
     end = min(int(f[-1]) for f, _ in curves)
@@ -30,6 +46,8 @@ def align(curves: list[tuple[np.ndarray, np.ndarray]], what: str) -> Aligned:
     inside = [f[(f >= start) & (f <= end)] for f, _ in curves]
     truncated = any(int(f[-1]) > end for f, _ in curves)
     same = all(len(g) == len(inside[0]) and np.array_equal(g, inside[0]) for g in inside)
+    if not same and (evaluations := _same_evaluations(curves)) is not None:
+        return evaluations
     grid = inside[0] if same else np.unique(np.concatenate(inside))
     values = np.stack([np.interp(grid, f, v) for f, v in curves])
     return Aligned(grid, values, interpolated=not same, truncated=truncated)
