@@ -208,6 +208,21 @@ def test_official_and_rrl_layouts_are_parsed(tmp_path):
     assert rrl_run.success.tolist() == [0.0, 0.5, 1.0]  # percent -> fraction
 
 
+def test_drqv2_dmc_curves_of_an_official_log_tree_are_skipped_not_an_error(tmp_path):
+    write_eval(tmp_path / "vrl3" / "vrl3_door-v0_s0", [0, 50_000], np.array([0.0, 0.5]))
+    dmc = tmp_path / "drq" / "drqv2_author_cheetah_run_s1"  # as plot_utils' drq_converter.py writes them
+    dmc.mkdir(parents=True)
+    pd.DataFrame({"frame": [0, 100_000], "episode_reward": [12.0, 340.0], "seed": 1}).to_csv(dmc / "eval.csv",
+                                                                                            index=False)
+    skipped = []
+    runs = discover_runs(tmp_path, warn=skipped.append)
+    assert [(r.method, r.task, r.seed) for r in runs] == [("vrl3", "door", 0)]
+    assert len(skipped) == 1 and "drqv2_author_cheetah_run_s1" in skipped[0] and "no success rate" in skipped[0]
+    (tmp_path / "vrl3" / "vrl3_door-v0_s0" / "eval.csv").write_text("frame,episode_reward\n0,1.0\n")
+    with pytest.raises(UserError, match="success_rate"):  # a run of ours without the column is still an error
+        discover_runs(tmp_path, warn=skipped.append)
+
+
 def test_our_layout_without_variant_is_method_vrl3_and_unknown_folders_are_skipped(tmp_path):
     write_eval(tmp_path / "door" / "seed2", [0, 50_000], np.array([0.0, 1.0]))
     write_eval(tmp_path / "scratch", [0], np.array([0.0]))

@@ -21,6 +21,7 @@ from vrl3.report import families
 
 RRL_FRAMES_PER_ITERATION = 40_000  # RRL/DAPG: 200 trajectories x 200 steps per iteration (reference §6.2)
 OUR_SEED_DIR = re.compile(r"^seed(\d+)$")
+DRQV2_DMC = "drqv2_author"  # plot_utils' DrQ-v2 baseline folders: DMC episode rewards (drq_converter.py)
 OFFICIAL_RUN_DIR = re.compile(r"^(.+)_s(\d+)$")  # seed after the last `_s`
 ENV_VERSION = re.compile(r"-v\d+$")
 
@@ -143,6 +144,10 @@ def identify(folder: Path, root: Path, default_method: str) -> tuple[str, str, i
     return None
 
 
+def _header(path: Path) -> list[str]:
+    return [column.strip() for column in pd.read_csv(path, nrows=0).columns]
+
+
 def discover_runs(root: Path, warn) -> list[Run]:
     """Every run below `root`, sorted by (method, task, seed). `warn(message)` receives skipped folders."""
     root = Path(root)
@@ -161,6 +166,9 @@ def discover_runs(root: Path, warn) -> list[Run]:
         key = identify(folder, root, default_method)
         if key is None:
             warn(f"skipped {log}: its folder is named neither seed<N> (in <task>/seed<N>) nor <variant>_<env>_s<seed>")
+            continue
+        if folder.name.startswith(f"{DRQV2_DMC}_") and "success_rate" not in _header(log):
+            warn(f"skipped {log}: DrQ-v2's DMC curves ({DRQV2_DMC}_<task>) have no success rate")
             continue
         if key in runs:
             raise UserError(f"{log} and {runs[key].path} are both method {key[0]}, task {key[1]}, seed {key[2]}; "
