@@ -61,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="clip the x axis of the success-rate figures (e.g. 4050000 as in the paper; "
                              "default: everything logged)")
     parser.add_argument("--label", action="append", default=[], metavar="METHOD=LABEL",
-                        help="rename a method/variant (repeatable); variants given the same label are merged")
+                        help="rename a method/variant (repeatable); variants given the same label are merged. The "
+                             "paper figures look for this project's names (vrl3, rrl, drqv2fd, ...): give an official "
+                             "log's long variant string the name of the variant it stands for")
     parser.add_argument("--paper", type=Path, default=None,
                         help="published numbers to compare with (default: the packaged data/paper_results.csv)")
     parser.add_argument("--config", type=Path, default=None,
@@ -74,7 +76,7 @@ def _relabel(runs: list[Run], pairs: list[str]) -> list[Run]:
     for pair in pairs:
         old, sep, new = pair.partition("=")
         if not sep or not old or not new:
-            raise UserError(f"--label {pair!r}: write it as METHOD=LABEL, e.g. --label rrl=RRL")
+            raise UserError(f"--label {pair!r}: write it as METHOD=LABEL, e.g. --label <official variant string>=vrl3")
         labels[old] = new
     unknown = sorted(set(labels) - {run.method for run in runs})
     if unknown:
