@@ -253,10 +253,11 @@ class Workspace:
             return
         metrics = metrics_to_floats(metrics)
         critic_loss = metrics.get("critic_loss", float("nan"))  # NaN before the first update
+        started = self.total_time()  # read before the evaluation, as eval.csv's
         result = evaluate(self.agent, self.stage2_eval_envs, self.cfg["stage2_num_eval_episodes"], step=0)
         self.logs["stage2_eval"].write(result | {"update": self.progress.update, "critic_loss": critic_loss,
                                                  "critic_q1": metrics.get("critic_q1", float("nan")),
-                                                 "total_time": self.total_time()})
+                                                 "total_time": started})
         tqdm.write(f"stage 2 update {self.progress.update}: success {result['success_rate']:.2f} "
                    f"return {result['episode_reward']:.2f} critic loss {critic_loss:.4f} "
                    f"critic q1 {metrics.get('critic_q1', float('nan')):.2f}")
