@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU speed checks behind docs/benchmarks.md in one call (~8-9 minutes on one H100/H200; run it with a
+# The GPU speed checks behind docs/benchmarks.md in one call (~9-10 minutes on one H100/H200; run it with a
 # 10-minute limit; what a cut run measured stays in OUT_DIR):
 # the update at each agent.precision (bf16 and fp32 also with agent.compile, bf16 also without cuDNN autotuning; the
 # stage-3 update in bf16 + compile),
