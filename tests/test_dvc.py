@@ -243,12 +243,14 @@ def test_demos_stage_has_the_options_and_params_its_source_reads(tmp_path):
 
     human = demos_stage()
     assert " --replay ${demo_source.replay} " in human["cmd"] and "--mirror" not in human["cmd"]
-    assert human["params"] == ["demo_source.source", "demo_source.episodes", "demo_source.replay", "shadow_size"]
-    assert " --shadow-size ${shadow_size} " in human["cmd"]  # the runs render with it: the demos must too
+    assert human["params"] == ["demo_source.source", "demo_source.episodes", "demo_source.replay", "image_size",
+                               "shadow_size"]
+    # the runs render with both: the demos must too
+    assert " --image-size ${image_size} --shadow-size ${shadow_size} " in human["cmd"]
     expert = demos_stage("demo_source.source=expert", "demo_source.mirror=/m/hand_dapg")
     assert "--replay" not in expert["cmd"] and " --mirror ${demo_source.mirror} " in expert["cmd"]
     # replay is not read, mirror is where
-    assert expert["params"] == ["demo_source.source", "demo_source.episodes", "shadow_size"]
+    assert expert["params"] == ["demo_source.source", "demo_source.episodes", "image_size", "shadow_size"]
     minari = demos_stage("demo_source.source=minari", "demo_source.replay=states")
     assert " --replay ${demo_source.replay} " in minari["cmd"] and "--mirror" not in minari["cmd"]
 
@@ -272,6 +274,10 @@ def test_a_demo_source_key_its_source_does_not_read_is_refused(tmp_path, sets, k
     (["run_dir=/m/run"], "config key run_dir given with --set names one run"),
     (["stage1.source=mirror"], "stage1.source is mirror but stage1.mirror is null"),
     (["stage1.source=pretrain"], "stage1.source is pretrain but stage1.imagenet is null"),
+    # a task's demos are rendered once for all its runs: a run may not render otherwise
+    (["task_overrides={door: {shadow_size: 512}}"], "config key shadow_size=512 (run vrl3/door/seed1, from its "
+                                                     "variant or task_overrides) differs from the shadow_size=4096"),
+    (["variants={vrl3: {image_size: 64}}"], "config key image_size=64 (run vrl3/door/seed1"),
 ])
 def test_a_set_the_pipeline_would_ignore_or_cannot_run_is_refused(tmp_path, sets, message):
     error = one_line_error(dvc_config(tmp_path, *(f"--set={item}" for item in sets)))

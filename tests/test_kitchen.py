@@ -322,6 +322,6 @@ def test_workflow_renders_kitchen_demos_from_minari(tmp_path):
     out = snakemake(workdir, "-n", "-p", "all", "--configfile", "config/smoke.yaml", "--config",
                     "tasks=[door,kitchen-mixed]", "demo_source={mirror: /somewhere/hand_dapg}").stdout
     assert job_counts(out)["demos"] == 2
-    assert ("vrl3 demos --task kitchen-mixed --source minari --episodes 3 --replay states  --shadow-size 4096 --out"
-            in out)
+    assert ("vrl3 demos --task kitchen-mixed --source minari --episodes 3 --replay states  --image-size 84"
+            " --shadow-size 4096 --out" in out)
     assert "vrl3 demos --task door --source human --episodes 3 --replay actions --mirror /somewhere/hand_dapg" in out

@@ -19,7 +19,8 @@ rule demos:
         source=lambda wildcards: demo_source_of(wildcards.task)["source"],
         episodes=DEMO_SOURCE["episodes"],
         replay=lambda wildcards: plan.demos_values(demo_source_of(wildcards.task)).get("replay"),
-        shadow_size=config["shadow_size"],  # the runs render with it too (episodes.load_demos checks)
+        image_size=config["image_size"],  # the runs render with both too (episodes.load_demos checks)
+        shadow_size=config["shadow_size"],
         # the options themselves (functions of input, like untracked(): Snakemake does not record them); the mirror
         # says where verified (sha256-checked) copies of the same files lie: pointing at another copy reruns nothing
         options=lambda wildcards, input: plan.demos_options(demo_source_of(wildcards.task) | {"mirror": None}),
@@ -35,6 +36,6 @@ rule demos:
         CONDA_ENV
     shell:
         logged(
-            "vrl3 demos --task {wildcards.task} {params.options} {params.mirror} --shadow-size {params.shadow_size}"
-            " --out {output}"
+            "vrl3 demos --task {wildcards.task} {params.options} {params.mirror} --image-size {params.image_size}"
+            " --shadow-size {params.shadow_size} --out {output}"
         )

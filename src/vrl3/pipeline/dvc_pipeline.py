@@ -48,9 +48,10 @@ def _demos_stage(config: dict, tasks: list[str], fixed: dict) -> dict:
 
     return {"foreach": tasks, "do": {
         "cmd": f"vrl3 demos --task ${{item}} {plan.demos_options(demo_source, spell)}"
-               f" --shadow-size ${{shadow_size}} --out {config['data_dir']}/demos/${{item}}",
+               f" --image-size ${{image_size}} --shadow-size ${{shadow_size}}"
+               f" --out {config['data_dir']}/demos/${{item}}",
         "params": [f"demo_source.{key}" for key in plan.demos_keys(demo_source)
-                   if key not in fixed and key != "mirror"] + ["shadow_size"],
+                   if key not in fixed and key != "mirror"] + ["image_size", "shadow_size"],
         "outs": [f"{config['data_dir']}/demos/${{item}}"]}}
 
 

@@ -197,6 +197,9 @@ def plan_run(config_file: str | Path, config: dict, variant: variant_specs.Varia
     return Run(variant.name, task, seed, demos, folder, checkpoint, cfg, words)
 
 
+RENDER_KEYS = ("image_size", "shadow_size")  # how the demos and the runs' envs render: one value per workflow
+
+
 def plan_runs(config_file: str | Path, config: dict) -> list[Run]:
     check_paths(config)
     check_stage1(config)
@@ -204,6 +207,11 @@ def plan_runs(config_file: str | Path, config: dict) -> list[Run]:
     planned = [plan_run(config_file, config, variant, task, seed) for variant, task, seed in runs(config)]
     rendered = config["demo_source"]["episodes"]
     for run in planned:
+        for key in RENDER_KEYS:  # a task's demos are rendered once, for all its runs, with the workflow's values
+            if run.cfg[key] != config[key]:
+                raise UserError(f"config key {key}={run.cfg[key]} (run {run.variant}/{run.task}/seed{run.seed}, from "
+                                f"its variant or task_overrides) differs from the {key}={config[key]} the workflow "
+                                f"renders the demos with: set {key} for the whole workflow instead")
         if run.cfg["num_demo"] > rendered:
             raise UserError(f"config key num_demo={run.cfg['num_demo']} (run {run.variant}/{run.task}/seed{run.seed}) "
                             f"is more than the demo_source.episodes={rendered} the workflow renders: raise "
