@@ -144,6 +144,24 @@ def test_total_time_of_a_resumed_run_counts_the_resumed_process_set_up(full_run,
     assert first_eval["frame"] == 0 and first_eval["total_time"] >= boundary["elapsed"] + pause
 
 
+def test_a_rerun_with_nothing_left_to_train_does_not_refill_the_replay(full_run, door_demos, tmp_path, monkeypatch):
+    """A finished run, or a stage-2 job of a run past stage 2, ends without reading the run's episodes back (for
+    the paper's config up to a 1M-transition replay)."""
+    from vrl3.train.workspace import Workspace
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(full_run, run_dir)
+
+    def refill(self, evicted):
+        raise AssertionError("the replay was refilled")
+
+    monkeypatch.setattr(Workspace, "_fill_replay", refill)
+    before = (run_dir / "eval.csv").read_text()
+    assert main(train_args(run_dir, door_demos)) == 0
+    assert main([train_args(run_dir, door_demos)[0], "--stage", "2", *train_args(run_dir, door_demos)[1:]]) == 0
+    assert (run_dir / "eval.csv").read_text() == before
+
+
 def terminate_when(command: list[str], ready) -> subprocess.CompletedProcess:
     """Start `command`, SIGTERM its whole process group (as scancel, a SLURM time limit or Snakemake do) as soon as
     `ready()` holds; its exit code and stderr once every process of the group is gone."""

@@ -159,6 +159,17 @@ class Workspace:
             self.replay.add_episode(**replay_fields(episode))
         self.replay.total_transitions_added += sum(lengths[:evicted])
 
+    def _fill_replay_once(self) -> None:
+        """Fill the replay when a stage is about to train: a rerun of a finished run, or a stage-2 job of a run
+        already in stage 3, ends without reading the run's episodes (up to the whole replay's worth)."""
+        if self._replay_to_fill is None:
+            return
+        evicted, generator_state = self._replay_to_fill
+        self._replay_to_fill = None
+        self._fill_replay(evicted)
+        if generator_state is not None:
+            self.replay.generator.set_state(generator_state)
+
     def _resume(self) -> None:
         for folder in (self.checkpoint_dir, self.stage2_dir / "checkpoints"):
             state = load_checkpoint(folder)
@@ -167,7 +178,7 @@ class Workspace:
                 break
         self._previous_evicted = self._deletable_online = 0
         if state is None:
-            self._fill_replay(0)
+            self._replay_to_fill = (0, None)
             return
         self.progress = Progress(**state["progress"])
         self._previous_evicted = self.progress.evicted_episodes
@@ -176,8 +187,7 @@ class Workspace:
         except (RuntimeError, KeyError, ValueError) as error:  # e.g. a checkpoint copied from a run of other sizes
             raise UserError(f"the checkpoint in {self.run_dir} does not fit this run's agent ({first_line(error)}): it "
                             f"was made with other settings; use a new run_dir") from None
-        self._fill_replay(self.progress.evicted_episodes)
-        self.replay.generator.set_state(state["replay_rng"])
+        self._replay_to_fill = (self.progress.evicted_episodes, state["replay_rng"])
         set_global_rng_state(state["rng"])
         self.train_envs.set_rng_states(self._checkpointed_env_rngs(state, "train_env_rngs", "train_env_rng"))
         eval_rngs = self._checkpointed_env_rngs(state, "eval_env_rngs", "eval_env_rng")
@@ -217,6 +227,7 @@ class Workspace:
     # ------------------------------------------------------------------ stage 2
     def run_stage2(self) -> None:
         _write_yaml(self.stage2_dir / "params.yaml", stage2_params(self.cfg))
+        self._fill_replay_once()
         cfg, progress = self.cfg, self.progress
         n_update = cfg["stage2_n_update"]
         bar = tqdm(total=n_update, initial=progress.update, desc=f"stage 2 {self.task.name}", unit="update",
@@ -265,6 +276,7 @@ class Workspace:
     # ------------------------------------------------------------------ stage 3
     def run_stage3(self) -> None:
         _write_yaml(self.run_dir / "params.yaml", stage3_params(self.cfg))
+        self._fill_replay_once()
         self.episode_dir.mkdir(exist_ok=True)
         _warn_if_few_cpus(self.cfg["num_envs"])
         try:
