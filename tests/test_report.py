@@ -334,7 +334,12 @@ def test_folders_of_out_that_no_report_wrote_are_kept(tmp_path, capsys):
     code, out, captured = report(tmp_path, tmp_path / "runs", capsys)
     assert code == 2 and "figures" in captured.err and "report.md" in captured.err
     assert sorted(p.name for p in (out / "figures").iterdir()) == ["mine.png"] and not (out / "tables").exists()
-    (out / "report.md").write_text("an earlier report")  # an earlier report's folders are replaced
+    (out / "report.md").write_text("my notes\n")  # a user's own report.md does not make the folder a report's
+    code, out, captured = report(tmp_path, tmp_path / "runs", capsys)
+    assert code == 2 and "no report.md of vrl3 report" in captured.err
+    assert (out / "report.md").read_text() == "my notes\n" and (out / "figures" / "mine.png").exists()
+    # an earlier report (of a vrl3 from before the list of written files): its folders are replaced
+    (out / "report.md").write_text("# VRL3 reproduction report\n\nearlier\n")
     code, out, _ = report(tmp_path, tmp_path / "runs", capsys)
     assert code == 0 and not (out / "figures" / "mine.png").exists()
 

@@ -9,6 +9,7 @@ from vrl3.errors import UserError
 
 REPORT_FOLDERS = ("figures", "tables")  # replaced as a whole by each report
 REPORT_OUTPUTS = (*REPORT_FOLDERS, "report.md")
+REPORT_TITLE = "# VRL3 reproduction report"  # report.md's first line (vrl3.report.report_md)
 WRITTEN_LIST = ".vrl3-report-files"  # the files of figures/ and tables/ a report wrote, one per line
 
 
@@ -17,16 +18,26 @@ def files_below(folder: Path) -> list[str]:
                   for path in (folder / name).rglob("*") if not path.is_dir())
 
 
+def _holds_our_report(out: Path) -> bool:
+    """report.md is there and begins as vrl3 report writes it (a user's own report.md is not replaced)."""
+    try:
+        with open(out / "report.md", encoding="utf-8", errors="replace") as handle:
+            return handle.readline().rstrip("\n") == REPORT_TITLE
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return False
+
+
 def check_out(out: Path) -> None:
     """`out` may hold anything; only an earlier report's own outputs (it has report.md) are ever replaced, and
     figures/ or tables/ only while they hold nothing the earlier report did not write."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and not (out / "report.md").exists():
+    if out.is_dir() and not _holds_our_report(out):
         taken = [name for name in REPORT_OUTPUTS if (out / name).exists()]
         if taken:
-            raise UserError(f"--out {out} already has {taken[0]} but no report.md, so it is not an earlier report: "
-                            f"move it away or give another folder (a report replaces figures/ and tables/)")
+            raise UserError(f"--out {out} already has {taken[0]} but no report.md of vrl3 report, so it is not an "
+                            f"earlier report: move it away or give another folder (a report replaces figures/, "
+                            f"tables/ and report.md)")
     written = out / WRITTEN_LIST
     if written.is_file():  # reports of vrl3 before this list existed are replaced as they are
         ours = set(written.read_text().splitlines())
