@@ -246,9 +246,16 @@ def test_corrupt_checkpoint_mid_write_falls_back_to_previous(full_run, door_demo
 
 
 # ---------------------------------------------------------------- bad input: one line, exit 2, nothing written
-def fake_demos(folder: Path, task: str) -> Path:
+def fake_demos(folder: Path, task: str, manifest: bytes | None = None) -> Path:
     (folder / "episodes").mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps({"task": task, "frame_channels": 3, "image_size": 84}))
+    (folder / "manifest.json").write_bytes(manifest if manifest is not None else
+                                           json.dumps({"task": task, "frame_channels": 3, "image_size": 84}).encode())
+    return folder
+
+
+def without_first_episode(demos: Path, folder: Path) -> Path:
+    shutil.copytree(demos, folder)
+    (folder / "episodes" / "episode_000.npz").unlink()
     return folder
 
 
@@ -295,6 +302,17 @@ def bad_inputs(tmp: Path, demos: Path) -> dict[str, tuple[list[str], str]]:
         "empty seed list": (["seeds=[]"], "seeds"),
         "unknown key": (["agent.learning_rate=1"], "unknown config key 'agent.learning_rate'"),
         "unknown task": (["task=pen2"], "pen2"),
+        "demos with a deleted episode": ([f"demos={without_first_episode(demos, tmp / 'deleted')}", "num_demo=1"],
+                                         "episode_000.npz is listed in"),
+        "manifest not an object": ([f"demos={fake_demos(tmp / 'list', 'door', manifest=b'[]')}"],
+                                   "is not a `vrl3 demos` manifest"),
+        "manifest not UTF-8": ([f"demos={fake_demos(tmp / 'bytes', 'door', manifest=bytes([0xff, 0xfe]))}"],
+                               "is not valid JSON"),
+        "no demos": (["num_demo=0"], "config key num_demo=0: no demo episode has at least nstep=3 transitions"),
+        "nstep longer than every demo": (["nstep=1000"], "nstep=1000"),
+        "replay smaller than a demo": (["replay_buffer_size=10"], "config key replay_buffer_size=10 is smaller"),
+        "seed too large": (["seed=4294967296"], "config key 'seed'"),
+        "less than one agent step": (["num_train_frames=1"], "config key num_train_frames=1 is less than one agent"),
     }
 
 

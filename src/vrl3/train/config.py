@@ -103,6 +103,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
         raise UserError(f"{path}: cannot apply overrides {list(overrides)}: {first_line(error)}") from None
     source = f"{path}" + (f" with overrides {' '.join(overrides)}" if overrides else "")
     validate(resolved, source)
+    if resolved["num_train_frames"] < resolved["action_repeat"]:
+        raise UserError(f"{source}: config key num_train_frames={resolved['num_train_frames']} is less than one agent "
+                        f"step (action_repeat={resolved['action_repeat']} frames): raise it (`vrl3 train --stage 2` "
+                        f"stops after stage 2)")
     task = get_task(resolved["task"])
     if resolved["agent"]["encoder_lr_scale"] == "auto":
         resolved["agent"]["encoder_lr_scale"] = task.encoder_lr_scale

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from vrl3.checksum import sha256_of
+from vrl3.demos.store import episode_file_name
 from vrl3.errors import UserError
 from vrl3.tasks import DEFAULT_SHADOW_SIZE
 
@@ -50,9 +51,13 @@ def write_episode(path: Path, episode: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def episode_paths(folder: Path) -> list[Path]:
-    """A demos folder's episode files in episode order (episode_999 before episode_1000: the names are padded to
-    three digits only)."""
+def episode_paths(folder: Path, manifest: dict | None = None) -> list[Path]:
+    """A demos folder's episode files in episode order: the manifest's episodes (a file deleted since is then
+    missing, not skipped), else the files there (episode_999 before episode_1000: the names are padded to three
+    digits only)."""
+    listed = (manifest or {}).get("episodes")
+    if isinstance(listed, list):
+        return [folder / episode_file_name(index) for index in range(len(listed))]
     return sorted((folder / "episodes").glob("episode_*.npz"), key=lambda path: (len(path.name), path.name))
 
 
@@ -64,9 +69,13 @@ def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: i
     if not manifest_path.is_file():
         raise UserError(f"demos folder {folder} has no manifest.json: create it with `vrl3 demos --task {task} ...`")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as error:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UserError(f"{manifest_path} is not valid JSON ({error}): re-create the demos folder") from None
+    checksums = manifest.get("checksums", {}) if isinstance(manifest, dict) else None
+    if not isinstance(checksums, dict):
+        raise UserError(f"{manifest_path} is not a `vrl3 demos` manifest (a JSON object with a checksums object): "
+                        f"re-create the demos folder")
     if manifest.get("task") != task:
         raise UserError(f"demos folder {folder} holds {manifest.get('task')!r} demos but the run's task is {task!r}: "
                         f"point demos= at a `vrl3 demos --task {task}` output")
@@ -80,15 +89,17 @@ def load_demos(folder: str | Path, task: str, frame_channels: int, image_size: i
         raise UserError(f"demos in {folder} were rendered with a {demo_shadow_size}-texel shadow map, the run renders "
                         f"with shadow_size {shadow_size}: re-render them with `vrl3 demos --shadow-size "
                         f"{shadow_size}` or set shadow_size to match")
-    paths = episode_paths(folder)
+    paths = episode_paths(folder, manifest)
     if num_demo >= 0:
         if num_demo > len(paths):
             raise UserError(f"num_demo={num_demo} but {folder} holds {len(paths)} episodes: lower num_demo "
                             "or render more with `vrl3 demos --episodes`")
         paths = paths[:num_demo]
-    checksums = manifest.get("checksums", {})
     episodes = []
     for path in paths:
+        if not path.is_file():
+            raise UserError(f"{path} is listed in {manifest_path} but missing: re-create the demos folder with "
+                            f"`vrl3 demos --task {task}`")
         expected = checksums.get(f"episodes/{path.name}")
         if expected is not None and sha256_of(path) != expected:
             raise UserError(f"{path} does not match the sha256 in {manifest_path}: re-create the demos folder")

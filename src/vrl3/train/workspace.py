@@ -97,6 +97,7 @@ class Workspace:
                                      env_kwargs)
         self.demos = load_demos(cfg["demos"], self.task.name, self.task.frame_channels, cfg["image_size"],
                                 cfg["num_demo"], cfg["shadow_size"])
+        _check_demos_fit(self.demos, cfg)
 
         agent_cfg = AgentConfig.from_dict(cfg["agent"])
         obs_shape = (self.task.frame_channels * cfg["frame_stack"], cfg["image_size"], cfg["image_size"])
@@ -421,6 +422,18 @@ class _EpisodeSlot:
     @property
     def ended(self) -> bool:
         return bool(self.time_steps) and self.time_steps[-1].last()
+
+
+def _check_demos_fit(demos: list[dict], cfg: dict) -> None:
+    """Before run_dir is touched: the updates start from the demos (stage 2, and stage 3's first steps), so one of
+    them must hold an n-step window, and each must fit the replay."""
+    lengths = [len(episode["reward"]) - 1 for episode in demos]
+    if not any(length >= cfg["nstep"] for length in lengths):
+        raise UserError(f"config key num_demo={cfg['num_demo']}: no demo episode has at least nstep={cfg['nstep']} "
+                        f"transitions, and the updates start from the demos: raise num_demo or lower nstep")
+    if max(lengths) > cfg["replay_buffer_size"]:
+        raise UserError(f"config key replay_buffer_size={cfg['replay_buffer_size']} is smaller than a demo episode "
+                        f"({max(lengths)} transitions): raise it")
 
 
 def _warn_if_few_cpus(num_envs: int) -> None:
