@@ -129,11 +129,12 @@ def test_changed_keys_and_the_resume_refusal_name_dotted_keys(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("seeds: [1, 2\n", "not valid YAML (expected ',' or ']', but got '<stream end>' at line 2, column 1)"),
     ("- seeds\n- tasks\n", "expected a mapping of config keys (key: value lines), got a list"),
+    (bytes([0xff, 0xfe, 0x00]), "not a text file (invalid start byte at byte 0): give a YAML file to"),
 ])
 def test_a_config_overlay_that_is_not_a_mapping_is_one_line_in_every_command(tmp_path, text, message):
     """`vrl3 train`, `vrl3 dvc-config` and `vrl3 report` read overlays with the same checks and words."""
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text(text)
+    overlay.write_bytes(text if isinstance(text, bytes) else text.encode())
     commands = [["train", "--config", str(overlay)], ["dvc-config", "--configfile", str(overlay)],
                 ["report", "--runs", str(tmp_path), "--out", str(tmp_path / "report"), "--config", str(overlay)]]
     for command in commands:

@@ -328,6 +328,14 @@ def test_bad_input_gives_one_line_exit_2_and_no_outputs(door_demos, tmp_path, ca
         assert not run_dir.exists(), case
 
 
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_a_run_dir_that_cannot_be_made_is_one_line_naming_it(door_demos, capsys):
+    run_dir = Path("/proc/vrl3-test/run")  # nobody, root included, may make a folder in /proc
+    assert main(train_args(run_dir, door_demos)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("vrl3 train: error: ") and "/proc/vrl3-test" in err, err
+
+
 def test_bad_input_to_run_stage_leaves_the_run_dir_untouched(door_demos, tmp_path, capsys):
     """What every workflow job calls: the stage bookkeeping (stamp, setting aside) waits for the inputs to pass."""
     cases = bad_inputs(tmp_path, door_demos)

@@ -94,6 +94,24 @@ def test_a_run_made_by_vrl3_train_is_adopted_when_its_params_match(run_cfg):
     assert prepare_stage(changed, 3) == "restart" and (run_dir / SUPERSEDED).exists()
 
 
+def test_a_damaged_stamp_or_params_file_is_one_line_naming_it(run_cfg):
+    from vrl3.errors import UserError
+    from vrl3.train.stage_keys import check_params
+
+    run_dir = plan.Path(run_cfg["run_dir"])
+    assert prepare_stage(run_cfg, 2) == "start"
+    stamp = run_dir / "stage2" / STAMP
+    for damage in (b"{garb", bytes([0xff, 0xfe]), b"[1, 2]"):
+        stamp.write_bytes(damage)
+        with pytest.raises(UserError, match=f"{stamp} is damaged: delete it"):
+            prepare_stage(run_cfg, 2)
+    params = run_dir / "stage2" / "params.yaml"
+    for damage in (b"", b"a: [", bytes([0xff]), b"- 1"):
+        params.write_bytes(damage)
+        with pytest.raises(UserError, match=f"{params} is damaged"):
+            check_params(params, stage2_params(run_cfg))
+
+
 def test_changed_stage3_agent_key_keeps_stage2(run_cfg):
     prepare_stage(run_cfg, 2), prepare_stage(run_cfg, 3)
     changed = dict(run_cfg, agent=dict(run_cfg["agent"], std0=0.5))

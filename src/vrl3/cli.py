@@ -56,6 +56,9 @@ def main(argv=None) -> int:
     except UserError as error:
         print(f"vrl3 {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a path given (or made from one) that cannot be read or written
+        print(f"vrl3 {args.command}: error: {error}: check that path and its permissions", file=sys.stderr)
+        return 2
     except Terminated:
         print(f"vrl3 {args.command}: terminated", file=sys.stderr)
         return 128 + signal.SIGTERM

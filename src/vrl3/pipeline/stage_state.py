@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from vrl3.errors import UserError
 from vrl3.paths import set_aside_name, write_text_atomic
 from vrl3.pipeline.plan import canonical
 from vrl3.train.stage_keys import stage2_params, stage3_params
@@ -74,7 +75,16 @@ def _remove(path: Path) -> None:
 
 
 def _read_stamp(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        stamp = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:  # bad JSON or bytes that are not text
+        stamp = None
+    if not isinstance(stamp, dict):
+        raise UserError(f"{path} is damaged: delete it (the run is then adopted as one made by `vrl3 train`, resumed "
+                        f"when its params.yaml matches and set aside otherwise), or start over in a new run_dir")
+    return stamp
 
 
 def _holds_something(path: Path) -> bool:

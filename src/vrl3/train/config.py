@@ -71,9 +71,12 @@ def read_overlay(path: Path, flag: str) -> dict:
         what = "is a folder" if path.is_dir() else "not found"
         raise UserError(f"config file {path} {what}: pass an existing YAML file to {flag}")
     try:
-        overlay = yaml.safe_load(path.read_text())
+        overlay = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise UserError(f"{path}: not valid YAML ({_yaml_problem(error)}): fix the file") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not a text file ({error.reason} at byte {error.start}): give a YAML file to "
+                        f"{flag}") from None
     if overlay is not None and not isinstance(overlay, dict):
         raise UserError(f"{path}: expected a mapping of config keys (key: value lines), got a "
                         f"{type(overlay).__name__}: fix the file given to {flag}")

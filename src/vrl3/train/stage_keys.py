@@ -72,10 +72,22 @@ def check_checkpoint_params(folder: Path, saved: dict | None, params: dict) -> N
                         f"another run; use a new run_dir, or move {folder} away to start that stage over")
 
 
+def read_params(path: Path) -> dict:
+    """A stage's params.yaml; one line naming it when it is damaged."""
+    try:
+        recorded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        recorded = error
+    if not isinstance(recorded, dict):
+        raise UserError(f"{path} is damaged (not the mapping of values vrl3 train wrote): restore it from a copy, or "
+                        f"start over in a new run_dir")
+    return recorded
+
+
 def check_params(path: Path, params: dict) -> None:
     """Refuse to resume a stage whose params.yaml (written when it started) holds other values."""
     if path.exists():
-        changed = changed_keys(yaml.safe_load(path.read_text()), params)
+        changed = changed_keys(read_params(path), params)
         if changed:
             redo = ("stage 3 on the finished stage 2 with `vrl3 run-stage --stage 3`" if path.parent.name != "stage2"
                     else "both stages with `vrl3 run-stage --stage 2`, then `--stage 3`")
