@@ -208,6 +208,22 @@ def test_official_and_rrl_layouts_are_parsed(tmp_path):
     assert rrl_run.success.tolist() == [0.0, 0.5, 1.0]  # percent -> fraction
 
 
+@pytest.mark.parametrize("frame", ["inf", "1e400", "-50000", "12345678901234567890123"])
+def test_a_frame_that_is_no_count_is_one_line_naming_the_row(tmp_path, frame):
+    folder = tmp_path / "door" / "seed1"
+    folder.mkdir(parents=True)
+    (folder / "eval.csv").write_text(f"frame,success_rate\n0,0.1\n{frame},0.5\n")
+    with pytest.raises(UserError, match="column 'frame' has .* in data row 2, not a count"):
+        discover_runs(tmp_path, warn=print)
+
+
+@pytest.mark.parametrize("budgets", ["inf", "1e30", "-1", "a,b"])
+def test_budgets_that_are_no_frame_counts_are_a_usage_error(tmp_path, capsys, budgets):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--runs", str(tmp_path), "--out", str(tmp_path / "out"), "--budgets", budgets])
+    assert exit_info.value.code == 2 and "--budgets: expected" in capsys.readouterr().err
+
+
 def test_drqv2_dmc_curves_of_an_official_log_tree_are_skipped_not_an_error(tmp_path):
     write_eval(tmp_path / "vrl3" / "vrl3_door-v0_s0", [0, 50_000], np.array([0.0, 0.5]))
     dmc = tmp_path / "drq" / "drqv2_author_cheetah_run_s1"  # as plot_utils' drq_converter.py writes them

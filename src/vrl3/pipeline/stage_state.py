@@ -11,12 +11,13 @@ but the saved stage-3 episodes: logs, params and checkpoints move to run_dir/sup
 import hashlib
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 from vrl3.paths import set_aside_name, write_text_atomic
 from vrl3.pipeline.plan import canonical
 from vrl3.train.stage_keys import stage2_params, stage3_params
@@ -32,11 +33,15 @@ IGNORED_INPUT_FILES = {".snakemake_timestamp"}  # Snakemake's marker in director
 
 def _digest_npz(path: Path, digest) -> None:
     # npz files are zip archives with write times inside: hash the arrays, not the bytes
-    with np.load(path, allow_pickle=False) as arrays:
-        for name in sorted(arrays.files):
-            array = np.ascontiguousarray(arrays[name])
-            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-            digest.update(array.tobytes())
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            for name in sorted(arrays.files):
+                array = np.ascontiguousarray(arrays[name])
+                digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+                digest.update(array.tobytes())
+    except (zipfile.BadZipFile, ValueError, EOFError) as error:
+        raise UserError(f"{path} is unreadable or incomplete ({first_line(error)}): re-create the folder that holds "
+                        f"it") from None
 
 
 def content_digest(path: str | Path | None) -> str | None:

@@ -24,9 +24,9 @@ DEFAULT_BUDGETS = "100000,500000,1000000,2000000,4000000"
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(float(v)) for v in text.split(",") if v.strip()]
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: inf
         raise argparse.ArgumentTypeError(f"expected comma-separated frame counts, got {text!r}") from None
-    if not values or min(values) < 0:
+    if not values or min(values) < 0 or max(values) >= 2 ** 62:
         raise argparse.ArgumentTypeError(f"expected non-negative frame counts, got {text!r}")
     return values
 

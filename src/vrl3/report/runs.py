@@ -92,10 +92,20 @@ def _sorted_unique(frames: np.ndarray, *columns):
     return (frames[keep],) + tuple(None if c is None else c[order][keep] for c in columns)
 
 
+def _counts(values: np.ndarray, column: str, path: Path) -> np.ndarray:
+    """Frame or iteration numbers: finite, not negative, and small enough to count in int64 frames."""
+    bad = ~np.isfinite(values) | (values < 0) | (values >= 2 ** 50)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{path}: column {column!r} has {values[row]:g} in data row {row + 1}, not a count: fix or "
+                        f"delete that row")
+    return values
+
+
 def read_eval_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """(frames, success fraction, total_time or None) of an eval.csv (ours, official or RRL-converted)."""
     table = read_table(path, ("frame", "success_rate"))
-    frames = numeric_column(table, "frame", path)
+    frames = _counts(numeric_column(table, "frame", path), "frame", path)
     success = numeric_column(table, "success_rate", path)
     total_time = numeric_column(table, "total_time", path) if "total_time" in table.columns else None
     if success.min() < 0 or success.max() > 1:
@@ -118,7 +128,7 @@ def logged_variant(path: Path) -> str | None:
 def read_rrl_log(path: Path) -> tuple[np.ndarray, np.ndarray, None]:
     """RRL's log.csv converted as plot_utils/rrl_result_converter.py does: frame = iteration * 40000, % -> fraction."""
     table = read_table(path, ("iteration", "success_rate"))
-    iterations = numeric_column(table, "iteration", path)
+    iterations = _counts(numeric_column(table, "iteration", path), "iteration", path)
     percent = numeric_column(table, "success_rate", path)
     if percent.min() < 0 or percent.max() > 100:
         raise UserError(f"{path}: RRL success_rate must be a percentage in [0, 100] (found {percent.max():g}); "
