@@ -508,6 +508,7 @@ def test_user_errors_exit_2_with_one_line(mirror, tmp_path, capsys):
         (["--task", "door", "--source", "human", "--mirror", tmp_path / "empty"], ["--mirror", "not a folder"]),
         (["--task", "door", "--source", "expert", "--replay", "states"], ["--replay", "expert"]),
         (["--task", "door", "--source", "human", "--episodes", 0], ["--episodes 0"]),
+        (["--task", "door", "--source", "expert", "--seed", -1], ["--seed -1"]),
         (["--task", "door", "--source", "human", "--mirror", mirror, "--episodes", 26], ["--episodes 26", "25"]),
     ]
     (tmp_path / "empty_mirror").mkdir()

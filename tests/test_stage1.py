@@ -82,9 +82,12 @@ def test_bad_arguments_are_user_errors(image_folder, tmp_path, capsys):
     assert main(["pretrain", "--data", str(image_folder), "--arch", "resnet50", "--out", str(tmp_path)]) == 2
     assert "resnet6_32channel" in capsys.readouterr().err
     assert main(["pretrain", "--data", str(image_folder), "--momentum", "-0.1", "--out", str(tmp_path)]) == 2
-    assert "--momentum must be >= 0" in capsys.readouterr().err
+    assert "--momentum -0.1 must be a finite number >= 0" in capsys.readouterr().err
     assert main(["pretrain", "--data", str(image_folder), "--wd", "-1", "--out", str(tmp_path)]) == 2
-    assert "--weight-decay must be >= 0" in capsys.readouterr().err
+    assert "--weight-decay -1.0 must be a finite number >= 0" in capsys.readouterr().err
+    for flag, value in (("--lr", "nan"), ("--lr", "inf"), ("--seed", "-1")):  # NaN weights would be published
+        assert main(["pretrain", "--data", str(image_folder), flag, value, "--out", str(tmp_path / "o")]) == 2
+        assert f"{flag} " in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
 def test_publish_that_is_a_folder_is_refused_before_training(image_folder, tmp_path, capsys):

@@ -57,6 +57,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UserError(f"--episodes {args.episodes} must be at least 1")
     if args.image_size < 1:
         raise UserError(f"--image-size {args.image_size} must be at least 1")
+    if args.seed < 0:
+        raise UserError(f"--seed {args.seed} must be at least 0")
     if args.shadow_size < 1:
         raise UserError(f"--shadow-size {args.shadow_size} must be at least 1")
     if args.mirror is not None and args.source == "minari":

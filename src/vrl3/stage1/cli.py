@@ -31,9 +31,9 @@ def run(args: argparse.Namespace) -> int:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
-    for name in ("workers", "print_every", "lr", "momentum", "weight_decay"):
-        if getattr(args, name) < 0:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 0")
+    for name in ("workers", "print_every", "lr", "momentum", "weight_decay", "seed"):
+        if not getattr(args, name) >= 0 or getattr(args, name) == float("inf"):  # not: NaN fails every comparison
+            raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)} must be a finite number >= 0")
     pretrain(PretrainSettings(data=args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                               workers=args.workers, out=args.out, seed=args.seed, print_every=args.print_every,
