@@ -278,6 +278,7 @@ def test_a_demo_source_key_its_source_does_not_read_is_refused(tmp_path, sets, k
     (["task_overrides={door: {shadow_size: 512}}"], "config key shadow_size=512 (run vrl3/door/seed1, from its "
                                                      "variant or task_overrides) differs from the shadow_size=4096"),
     (["variants={vrl3: {image_size: 64}}"], "config key image_size=64 (run vrl3/door/seed1"),
+    (["seeds=[1,"], "--set seeds=[1,: cannot read the values"),
 ])
 def test_a_set_the_pipeline_would_ignore_or_cannot_run_is_refused(tmp_path, sets, message):
     error = one_line_error(dvc_config(tmp_path, *(f"--set={item}" for item in sets)))

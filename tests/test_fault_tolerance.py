@@ -281,7 +281,9 @@ def bad_inputs(tmp: Path, demos: Path) -> dict[str, tuple[list[str], str]]:
     good = make_resnet84("resnet6_32channel").state_dict()
     other = make_resnet84("resnet10_32channel").state_dict()
     missing = {k: v for k, v in good.items() if not k.startswith("layer1.")}
-    return {
+    no_gpu = {} if torch.cuda.is_available() else {
+        "replay on a GPU that is not there": (["replay_device=cuda"], "config key replay_device=cuda but no CUDA")}
+    return no_gpu | {
         "demos of another task": ([f"demos={fake_demos(tmp / 'hammer', 'hammer')}"], "'hammer' demos"),
         "demos without manifest": ([f"demos={(tmp / 'empty').mkdir() or tmp / 'empty'}"], "no manifest.json"),
         "num_demo too large": (["num_demo=5"], "num_demo=5"),

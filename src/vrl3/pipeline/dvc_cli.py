@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from vrl3.errors import UserError
+from vrl3.errors import UserError, first_line
 from vrl3.paths import file_in_the_way, set_aside_name
 from vrl3.pipeline import plan
 from vrl3.pipeline.dvc_pipeline import PARAMS_FILE, dvc_pipeline
@@ -77,7 +77,11 @@ def merged_config(configfiles: list[Path], sets: list[str]) -> dict:
         if "=" not in item:
             raise UserError(f"--set {item!r} is not key=value: write e.g. --set seeds=[1,2]")
     if sets:
-        given = OmegaConf.to_container(OmegaConf.from_dotlist(sets))
+        try:
+            given = OmegaConf.to_container(OmegaConf.from_dotlist(sets))
+        except Exception as error:  # yaml and omegaconf errors come in many classes
+            raise UserError(f"--set {' '.join(sets)}: cannot read the values ({first_line(error)}): write each as "
+                            f"key=value in YAML, e.g. --set seeds=[1,2]") from None
         plan.check_run_keys(given, "--set")
         config = plan.merge(config, given)
     sources = " + ".join(["config/config.yaml", *map(str, configfiles)] + (["--set"] if sets else []))

@@ -48,11 +48,11 @@ class Progress:
     next_log_step: int | None = None  # ... and writes a train.csv row at the first one at or after this
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, key: str = "device") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"config key device={name} but no CUDA GPU is visible: use device=cpu or device=auto")
+        raise UserError(f"config key {key}={name} but no CUDA GPU is visible: use {key}=cpu or {key}=auto")
     return torch.device(name)
 
 
@@ -79,7 +79,8 @@ class Workspace:
                             f"episodes a run would overwrite: give the run its own folder")
         self.task = get_task(cfg["task"])
         self.device = resolve_device(cfg["device"])
-        self.replay_device = self.device if cfg["replay_device"] == "auto" else resolve_device(cfg["replay_device"])
+        replay_device = cfg["replay_device"]
+        self.replay_device = self.device if replay_device == "auto" else resolve_device(replay_device, "replay_device")
         # stage 2 writes only below run_dir/stage2, stage 3 only beside it: each stage's outputs can be
         # deleted and rebuilt alone (Snakemake and DVC do that when only a stage-3 key changed)
         self.stage2_dir = self.run_dir / "stage2"
