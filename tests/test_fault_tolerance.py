@@ -303,6 +303,7 @@ def bad_inputs(tmp: Path, demos: Path) -> dict[str, tuple[list[str], str]]:
         "negative frames": (["num_train_frames=-200"], "num_train_frames"),
         "empty seed list": (["seeds=[]"], "seeds"),
         "unknown key": (["agent.learning_rate=1"], "unknown config key 'agent.learning_rate'"),
+        "override without a key": (["=3"], "override '=3' is not key=value"),
         "unknown task": (["task=pen2"], "pen2"),
         "demos with a deleted episode": ([f"demos={without_first_episode(demos, tmp / 'deleted')}", "num_demo=1"],
                                          "episode_000.npz is listed in"),

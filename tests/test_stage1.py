@@ -85,6 +85,11 @@ def test_bad_arguments_are_user_errors(image_folder, tmp_path, capsys):
     assert "--momentum -0.1 must be a finite number >= 0" in capsys.readouterr().err
     assert main(["pretrain", "--data", str(image_folder), "--wd", "-1", "--out", str(tmp_path)]) == 2
     assert "--weight-decay -1.0 must be a finite number >= 0" in capsys.readouterr().err
+    one_class = tmp_path / "one_class"
+    for split in ("train", "val"):
+        shutil.copytree(image_folder / split / "a", one_class / split / "a")
+    assert main(["pretrain", "--data", str(one_class), "--out", str(tmp_path / "o")]) == 2
+    assert "holds 1 class folder" in capsys.readouterr().err and not (tmp_path / "o").exists()
     for flag, value in (("--lr", "nan"), ("--lr", "inf"), ("--seed", "-1")):  # NaN weights would be published
         assert main(["pretrain", "--data", str(image_folder), flag, value, "--out", str(tmp_path / "o")]) == 2
         assert f"{flag} " in capsys.readouterr().err and not (tmp_path / "o").exists()

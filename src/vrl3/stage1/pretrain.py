@@ -110,6 +110,9 @@ def _image_folders(data: Path) -> tuple[datasets.ImageFolder, datasets.ImageFold
         raise UserError(f"--data {data}: {error}") from None
     if train_set.classes != val_set.classes:
         raise UserError(f"--data {data}: train/ and val/ hold different class folders; they must be the same")
+    if len(train_set.classes) < 2:  # the cross-entropy of one class is 0 from the start: nothing would be learnt
+        raise UserError(f"--data {data}: train/ holds {len(train_set.classes)} class folder; classification needs "
+                        f"at least 2")
     return train_set, val_set
 
 

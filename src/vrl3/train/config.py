@@ -95,7 +95,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     except Exception as error:  # yaml errors come in many classes
         raise UserError(f"{path}: not valid YAML ({_yaml_problem(error)}): fix the file") from None
     for item in overrides:
-        if "=" not in item:
+        if "=" not in item or item.startswith("="):
             raise UserError(f"override {item!r} is not key=value: write e.g. seed=2")
     try:
         cli = OmegaConf.from_dotlist(list(overrides))
