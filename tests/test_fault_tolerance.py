@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from tests.process_support import signal_group_when
 from tests.test_train import SMOKE, without_time
@@ -24,6 +25,7 @@ from vrl3.agent.encoder import make_resnet84
 from vrl3.cli import main
 from vrl3.errors import UserError
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
+from vrl3.train.episodes import write_episode
 
 # test_train's tiny run with a shorter stage 3: evaluations at frames 0 and 200
 TINY = ["stage2_n_update=6", "stage2_eval_every_frames=3", "stage2_num_eval_episodes=1", "num_train_frames=400",
@@ -160,6 +162,38 @@ def test_a_rerun_with_nothing_left_to_train_does_not_refill_the_replay(full_run,
     assert main(train_args(run_dir, door_demos)) == 0
     assert main([train_args(run_dir, door_demos)[0], "--stage", "2", *train_args(run_dir, door_demos)[1:]]) == 0
     assert (run_dir / "eval.csv").read_text() == before
+
+
+def test_moved_demos_resume_and_other_demos_are_refused(full_run, door_demos, tmp_path, capsys):
+    """A run checks what its demos hold, not where they lie: params.yaml and checkpoints written while the path was
+    a stage parameter still resume from a moved demos folder; demos with other content are refused in one line."""
+    def stage2_boundary(run_dir: Path) -> Path:
+        shutil.copytree(full_run / "stage2", run_dir / "stage2")
+        params = yaml.safe_load((run_dir / "stage2" / "params.yaml").read_text())
+        (run_dir / "stage2" / "params.yaml").write_text(yaml.safe_dump(params | {"demos": "/old/data/demos/door"}))
+        for name in ("latest.pt", "previous.pt"):
+            path = run_dir / "stage2" / "checkpoints" / name
+            state = torch.load(path, weights_only=True)
+            state["params"]["demos"] = "/old/data/demos/door"
+            torch.save(state, path)
+        return run_dir
+
+    moved = tmp_path / "moved" / "door"
+    shutil.copytree(door_demos, moved)
+    assert main(train_args(stage2_boundary(tmp_path / "run"), moved)) == 0
+    pd.testing.assert_frame_equal(without_time(tmp_path / "run" / "eval.csv"), without_time(full_run / "eval.csv"))
+
+    other = tmp_path / "other" / "door"  # the first demo changed (and its checksum dropped from the manifest)
+    shutil.copytree(door_demos, other)
+    episode = dict(np.load(other / "episodes" / "episode_000.npz"))
+    episode["reward"] = episode["reward"] + 1
+    write_episode(other / "episodes" / "episode_000.npz", episode)
+    manifest = json.loads((other / "manifest.json").read_text())
+    del manifest["checksums"]["episodes/episode_000.npz"]
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(train_args(stage2_boundary(tmp_path / "run2"), other)) == 2
+    assert "are not those the checkpoint in" in capsys.readouterr().err
 
 
 def terminate_when(command: list[str], ready) -> subprocess.CompletedProcess:

@@ -1,6 +1,8 @@
 """vrl3.pipeline: resume-or-restart stamps, per-run metrics, run planning (no training: hand-made run dirs)."""
 
+import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -110,6 +112,30 @@ def test_a_damaged_stamp_or_params_file_is_one_line_naming_it(run_cfg):
         params.write_bytes(damage)
         with pytest.raises(UserError, match=f"{params} is damaged"):
             check_params(params, stage2_params(run_cfg))
+
+
+def test_moved_inputs_resume_and_stamps_that_recorded_their_paths_still_match(run_cfg, tmp_path):
+    """The stamps hash what the demos and the encoder hold; where they lie (data_dir) is no stage parameter."""
+    run_dir = plan.Path(run_cfg["run_dir"])
+    for stage, stage_dir, params in ((2, run_dir / "stage2", stage2_params(run_cfg)),
+                                     (3, run_dir, stage3_params(run_cfg))):
+        assert "demos" not in params and "stage1_checkpoint" not in params
+        assert prepare_stage(run_cfg, stage) == "start"
+        stamp = json.loads((stage_dir / STAMP).read_text())  # as written while the paths were stage params
+        stamp["params"] = json.dumps(json.loads(stamp["params"]) | {"demos": "/old/data/demos/door"}, sort_keys=True)
+        (stage_dir / STAMP).write_text(json.dumps(stamp))
+        if stage == 3:  # stage 3's stamp holds the hash of stage 2's stamp file
+            stamp["stage2"] = hashlib.sha256((run_dir / "stage2" / STAMP).read_bytes()).hexdigest()
+            (stage_dir / STAMP).write_text(json.dumps(stamp))
+    stage2_stamp_bytes = (run_dir / "stage2" / STAMP).read_bytes()
+    moved = tmp_path / "moved" / "demos"
+    shutil.copytree(run_cfg["demos"], moved)
+    moved_cfg = dict(run_cfg, demos=str(moved))
+    assert prepare_stage(moved_cfg, 2) == "resume" and prepare_stage(moved_cfg, 3) == "resume"
+    assert (run_dir / "stage2" / STAMP).read_bytes() == stage2_stamp_bytes  # not rewritten: stage 3's stamp hashes it
+    assert not (run_dir / SUPERSEDED).exists()
+    write_npz(moved / "episodes" / "episode_000000.npz", reward=np.arange(6, dtype=np.float32))  # other content
+    assert prepare_stage(moved_cfg, 2) == "restart"
 
 
 def test_changed_stage3_agent_key_keeps_stage2(run_cfg):

@@ -20,7 +20,7 @@ import yaml
 from vrl3.errors import UserError, first_line
 from vrl3.paths import set_aside_name, write_text_atomic
 from vrl3.pipeline.plan import canonical
-from vrl3.train.stage_keys import stage2_params, stage3_params
+from vrl3.train.stage_keys import stage2_params, stage3_params, without_input_paths
 
 STAMP = "workflow_stamp.json"
 SUPERSEDED = "superseded"  # below run_dir: the state of stages that started over (`vrl3 report` skips it)
@@ -103,9 +103,21 @@ def _write_stamp(path: Path, stamp: dict) -> None:
 
 def _params_match(path: Path, params: dict) -> bool:
     try:
-        return path.is_file() and canonical(yaml.safe_load(path.read_text())) == canonical(params)
-    except (yaml.YAMLError, TypeError, ValueError):
+        return path.is_file() and canonical(without_input_paths(yaml.safe_load(path.read_text()))) == canonical(params)
+    except (yaml.YAMLError, TypeError, ValueError, AttributeError):
         return False
+
+
+def _same_stamp(recorded: dict | None, stamp: dict) -> bool:
+    """A stamp written while the input paths were stage params matches when all else does (it is not rewritten:
+    stage 3's stamp holds the hash of stage 2's file)."""
+    if recorded is None or recorded.keys() != stamp.keys():
+        return False
+    try:
+        params = canonical(without_input_paths(json.loads(recorded["params"])))
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return {**recorded, "params": params} == stamp
 
 
 def set_aside(paths: list[Path], run_dir: Path) -> Path:
@@ -135,7 +147,7 @@ def prepare_stage(cfg: dict, stage: int) -> str:
     else:
         stamp, params, state = stage3_stamp(cfg), stage3_params(cfg), stage3_state
     stale = []
-    if _read_stamp(stamp_path) == stamp:
+    if _same_stamp(_read_stamp(stamp_path), stamp):
         action = "resume"
     elif not stamp_path.exists() and _params_match(params_path, params):
         action = "resume"  # made by `vrl3 train` with these values: adopt it (its inputs were not recorded)
@@ -143,7 +155,8 @@ def prepare_stage(cfg: dict, stage: int) -> str:
     else:
         stale = [path for path in state if _holds_something(path)]
         action = "restart" if stale else "start"
-    if stage == 2 and _read_stamp(run_dir / STAMP) not in (None, stage3_stamp(cfg)):
+    stage3_recorded = _read_stamp(run_dir / STAMP)
+    if stage == 2 and stage3_recorded is not None and not _same_stamp(stage3_recorded, stage3_stamp(cfg)):
         # stage 3's state was made with other stage-3 values (`vrl3 train` refuses to load a run dir whose
         # params.yaml disagrees, even for stage 2); stage 3 reruns after this job and would start over anyway
         stale += [path for path in stage3_state if path not in stale and _holds_something(path)]

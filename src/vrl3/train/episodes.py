@@ -1,5 +1,6 @@
 """Episode files (`vrl3 demos` output and the online episodes a run records) read and written as npz."""
 
+import hashlib
 import json
 import os
 import zipfile
@@ -39,6 +40,18 @@ def read_episode(path: Path, fix: str) -> dict[str, np.ndarray]:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise UserError(f"episode file {path} is unreadable or incomplete ({error}): {fix}") from None
     return episode
+
+
+def demos_digest(episodes: list[dict]) -> str:
+    """sha256 over the demo episodes a run trains on (their arrays, in order): what its checkpoints record of the
+    demos, whichever folder they were read from."""
+    digest = hashlib.sha256()
+    for episode in episodes:
+        for key in EPISODE_KEYS:
+            array = np.ascontiguousarray(episode[key])
+            digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def write_episode(path: Path, episode: dict[str, np.ndarray]) -> None:

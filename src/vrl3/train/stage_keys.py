@@ -20,6 +20,10 @@ RUN_KEYS = {"task": "set tasks='[...]'", "seed": "set seeds='[...]'", "variant":
 WORKFLOW_KEYS = {"tasks", "seeds", "results_dir", "data_dir", "demo_source", "stage1", "task_overrides",
                  "resources", "slurm", "run_dir", "device", "replay_device", "checkpoint_every_frames", "variant",
                  "variants", "run_variants"}
+# where a run's inputs lie, not what they hold: a run checks its demos' content on resume (the checkpoints record
+# a digest of them) and the workflow's stamps hash both, so a moved data_dir resumes. Records made while these were
+# stage params still hold them: `without_input_paths` drops them before any comparison.
+INPUT_PATH_KEYS = {"demos", "stage1_checkpoint"}
 STAGE3_ONLY_KEYS = {"num_train_frames", "eval_every_frames", "num_eval_episodes", "train_log_every_steps", "num_envs"}
 # keys added after runs existed, with the value that reproduces what those runs did: at that value a key is left out
 # of a stage's params, so the stages (their params.yaml and workflow stamps) made before it existed stay current
@@ -43,7 +47,14 @@ def stage3_params(cfg: dict) -> dict:
 
 
 def _run_keys(cfg: dict) -> dict:
-    return {k: v for k, v in cfg.items() if k not in WORKFLOW_KEYS and (k not in ADDED_KEYS or v != ADDED_KEYS[k])}
+    return {k: v for k, v in cfg.items() if k not in WORKFLOW_KEYS | INPUT_PATH_KEYS
+            and (k not in ADDED_KEYS or v != ADDED_KEYS[k])}
+
+
+def without_input_paths(recorded: dict) -> dict:
+    """Stage params as recorded (params.yaml, a checkpoint, a workflow stamp), less the input paths older records
+    hold."""
+    return {k: v for k, v in recorded.items() if k not in INPUT_PATH_KEYS}
 
 
 def flatten(config: dict, prefix: str = "") -> dict[str, object]:
@@ -66,7 +77,7 @@ def changed_keys(before: dict, now: dict) -> list[str]:
 def check_checkpoint_params(folder: Path, saved: dict | None, params: dict) -> None:
     """Refuse a checkpoint made with other values, e.g. a folder copied from another run without its params.yaml
     (checkpoints written before they carried their params have None)."""
-    changed = [] if saved is None else changed_keys(saved, params)
+    changed = [] if saved is None else changed_keys(without_input_paths(saved), params)
     if changed:
         raise UserError(f"the checkpoint in {folder} was made with other values of {', '.join(changed)}: it belongs to "
                         f"another run; use a new run_dir, or move {folder} away to start that stage over")
@@ -87,7 +98,7 @@ def read_params(path: Path) -> dict:
 def check_params(path: Path, params: dict) -> None:
     """Refuse to resume a stage whose params.yaml (written when it started) holds other values."""
     if path.exists():
-        changed = changed_keys(read_params(path), params)
+        changed = changed_keys(without_input_paths(read_params(path)), params)
         if changed:
             redo = ("stage 3 on the finished stage 2 with `vrl3 run-stage --stage 3`" if path.parent.name != "stage2"
                     else "both stages with `vrl3 run-stage --stage 2`, then `--stage 3`")

@@ -18,7 +18,8 @@ from vrl3.paths import file_in_the_way, write_text_atomic
 from vrl3.replay import ReplayBuffer, batch_to
 from vrl3.tasks import get_task
 from vrl3.train.checkpoint import load_checkpoint, save_checkpoint
-from vrl3.train.episodes import episode_arrays, load_demos, read_episode, replay_fields, write_episode
+from vrl3.train.episodes import (demos_digest, episode_arrays, load_demos, read_episode, replay_fields,
+                                 write_episode)
 from vrl3.train.evaluate import evaluate
 from vrl3.train.logs import EVAL_COLUMNS, STAGE2_EVAL_COLUMNS, STAGE2_TRAIN_COLUMNS, TRAIN_COLUMNS, CsvLog
 from vrl3.train.rng import global_rng_state, seed_everything, set_global_rng_state
@@ -99,6 +100,7 @@ class Workspace:
         self.demos = load_demos(cfg["demos"], self.task.name, self.task.frame_channels, cfg["image_size"],
                                 cfg["num_demo"], cfg["shadow_size"])
         _check_demos_fit(self.demos, cfg)
+        self.demos_digest = demos_digest(self.demos)
 
         agent_cfg = AgentConfig.from_dict(cfg["agent"])
         obs_shape = (self.task.frame_channels * cfg["frame_stack"], cfg["image_size"], cfg["image_size"])
@@ -131,7 +133,7 @@ class Workspace:
         progress = self.progress.__dict__ | {"elapsed": self.total_time(),
                                              "metric_sums": metrics_to_floats(self.progress.metric_sums)}
         state = {"progress": progress, "agent": self.agent.state_dict(), "params": self._checkpoint_params(folder),
-                 "replay_rng": self.replay.generator.get_state(),
+                 "demos_digest": self.demos_digest, "replay_rng": self.replay.generator.get_state(),
                  "rng": global_rng_state(), "train_env_rngs": self.train_envs.rng_states(),
                  "eval_env_rngs": self._eval_env_rngs()}
         save_checkpoint(state, folder)
@@ -177,6 +179,10 @@ class Workspace:
             state = load_checkpoint(folder)
             if state is not None:
                 check_checkpoint_params(folder, state.get("params"), self._checkpoint_params(folder))
+                if state.get("demos_digest", self.demos_digest) != self.demos_digest:
+                    raise UserError(f"the demos in {self.cfg['demos']} are not those the checkpoint in {folder} was "
+                                    f"trained on (num_demo={self.cfg['num_demo']}): point demos= at them, or use a "
+                                    f"new run_dir")
                 break
         self._previous_evicted = self._deletable_online = 0
         if state is None:
