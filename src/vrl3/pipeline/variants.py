@@ -104,7 +104,8 @@ def _entry_overrides(config: dict, name: str, entry) -> tuple[dict, tuple[str, l
         ((key, values),) = sweep.items()
         if not isinstance(values, list) or not values or any(isinstance(v, (dict, list)) for v in values):
             raise UserError(f"variant '{name}': sweep {key} needs a non-empty list of plain values, got {values!r}")
-        _check_key(config, name, key, values[0])
+        for value in values:
+            _check_key(config, name, key, value)
         sweep = (key, values)
     for key, value in flatten(entry).items():
         _check_key(config, name, key, value)
