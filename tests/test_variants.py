@@ -75,7 +75,7 @@ def test_a_sweep_expands_one_key_over_its_values_with_predictable_names(paper):
     ({"sweep": {"agent.nope": [1, 2]}}, "variant 'bad': override key 'agent.nope' does not exist"),
     ({"seeds": [1]}, "variant 'bad': key 'seeds' is not a per-run setting"),
     ({"stage1": {"source": "fetch"}}, "variant 'bad': stage1.source can only be overridden with none"),
-    ({"sweep": {"stage1.source": ["none", "fetch"]}}, "stage1.source can only be overridden with none (random encoder), not 'fetch'"),
+    ({"sweep": {"stage1.source": ["none", "fetch"]}}, "stage1.source can only be overridden with none .*, not 'fetch'"),
     ({"agent": 5}, "variant 'bad': 'agent' is a section of the config"),
     ({"sweep": {"agent.lr": []}}, "variant 'bad': sweep agent.lr needs a non-empty list"),
     ({"sweep": {"agent.lr": [0.1], "agent.std0": [0.1]}}, "variant 'bad': sweep must map one dotted key"),
