@@ -5,6 +5,8 @@ import json
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from vrl3.errors import UserError
 
 CHUNK_BYTES = 1 << 20
@@ -21,6 +23,15 @@ def sha256_of(path: str | Path) -> str:
         while chunk := file.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def update_with_arrays(digest, named_arrays) -> None:
+    """Feed (name, array) pairs to a hashlib digest: name, dtype and shape, then the bytes (npz files hold write
+    times, so stamps and checkpoints hash their arrays, not the files)."""
+    for name, array in named_arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
 
 
 def verified_sha256(path: Path, expected: str | None, where: str, what: str, fix: str) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from vrl3.checksum import update_with_arrays
 from vrl3.errors import UserError, first_line
 from vrl3.paths import set_aside_name, write_text_atomic
 from vrl3.pipeline.plan import canonical
@@ -32,13 +33,9 @@ IGNORED_INPUT_FILES = {".snakemake_timestamp"}  # Snakemake's marker in director
 
 
 def _digest_npz(path: Path, digest) -> None:
-    # npz files are zip archives with write times inside: hash the arrays, not the bytes
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            for name in sorted(arrays.files):
-                array = np.ascontiguousarray(arrays[name])
-                digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-                digest.update(array.tobytes())
+            update_with_arrays(digest, ((name, arrays[name]) for name in sorted(arrays.files)))
     except (zipfile.BadZipFile, ValueError, EOFError) as error:
         raise UserError(f"{path} is unreadable or incomplete ({first_line(error)}): re-create the folder that holds "
                         f"it") from None

@@ -1,6 +1,7 @@
 """`vrl3 pretrain`: stage-1 ResNet84 pretraining on an ImageFolder (train/ and val/)."""
 
 import argparse
+import math
 from pathlib import Path
 
 from vrl3.agent.encoder import RESNET84_NAMES
@@ -32,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
     for name in ("workers", "print_every", "lr", "momentum", "weight_decay", "seed"):
-        if not getattr(args, name) >= 0 or getattr(args, name) == float("inf"):  # not: NaN fails every comparison
-            raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)} must be a finite number >= 0")
+        value = getattr(args, name)
+        if not 0 <= value < math.inf:  # also NaN, which fails every comparison
+            raise UserError(f"--{name.replace('_', '-')} {value} must be a finite number >= 0")
     pretrain(PretrainSettings(data=args.data, arch=args.arch, epochs=args.epochs, batch_size=args.batch_size,
                               lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                               workers=args.workers, out=args.out, seed=args.seed, print_every=args.print_every,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vrl3.checksum import sha256_of
+from vrl3.checksum import sha256_of, update_with_arrays
 from vrl3.demos.store import episode_file_name
 from vrl3.errors import UserError
 from vrl3.tasks import DEFAULT_SHADOW_SIZE
@@ -47,10 +47,7 @@ def demos_digest(episodes: list[dict]) -> str:
     demos, whichever folder they were read from."""
     digest = hashlib.sha256()
     for episode in episodes:
-        for key in EPISODE_KEYS:
-            array = np.ascontiguousarray(episode[key])
-            digest.update(f"{key}:{array.dtype.str}:{array.shape}".encode())
-            digest.update(array.tobytes())
+        update_with_arrays(digest, ((key, episode[key]) for key in EPISODE_KEYS))
     return digest.hexdigest()
 
 

@@ -87,8 +87,8 @@ def read_params(path: Path) -> dict:
     """A stage's params.yaml; one line naming it when it is damaged."""
     try:
         recorded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        recorded = error
+    except (yaml.YAMLError, UnicodeDecodeError):
+        recorded = None
     if not isinstance(recorded, dict):
         raise UserError(f"{path} is damaged (not the mapping of values vrl3 train wrote): restore it from a copy, or "
                         f"start over in a new run_dir")
